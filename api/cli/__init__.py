@@ -1,0 +1,54 @@
+"""The ``lucidrec`` command line: a thin layer that parses arguments and delegates.
+
+Errors the libraries raise for bad input (:class:`SettingsError`,
+:class:`QuantizerError`) become one-line messages and exit status 1, never tracebacks.
+"""
+
+from __future__ import annotations
+
+import click
+
+from api.cli.config import config
+from api.cli.context import AppContext
+from api.cli.quantizer import quantizer
+from configs import SettingsError
+from quantizer import QuantizerError
+
+USER_ERRORS = (SettingsError, QuantizerError)
+
+
+class LucidrecGroup(click.Group):
+    """Turns the libraries' input errors into clean CLI messages."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except USER_ERRORS as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=LucidrecGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_name",
+    envvar="LUCIDREC_CONFIG",
+    metavar="PROFILE|FILE",
+    help="Settings profile (default, production, test) or a YAML file. Env: LUCIDREC_CONFIG.",
+)
+@click.version_option(package_name="lucidrec")
+@click.pass_context
+def cli(ctx: click.Context, config_name: str | None) -> None:
+    """lucidrec: ID-free semantic-code ranking for live rooms.
+
+    Settings come from the profile, then LUCIDREC_SECTION__KEY environment variables.
+    """
+    ctx.obj = AppContext(config_name)
+
+
+cli.add_command(config)
+cli.add_command(quantizer)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="lucidrec")

@@ -1,0 +1,100 @@
+"""The settings schema: one msgspec Struct per package, nested in :class:`Settings`.
+
+Every field has a default that is the embedded default profile, so ``Settings()``
+is a working configuration. Constraints live in the types (``Meta``), so a bad
+value is refused when the settings are loaded, never deep inside a worker.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+PositiveInt = Annotated[int, Meta(ge=1)]
+NonNegativeInt = Annotated[int, Meta(ge=0)]
+Unit = Annotated[float, Meta(ge=0.0, le=1.0)]
+
+RankerVariant = Literal["id_only", "lucid_only", "hybrid", "staged"]
+
+
+class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Base of every section: an unknown key is an error, not silently ignored."""
+
+
+class QuantizerSettings(_Section):
+    """RQ-KMeans: L levels of N centroids, fitted with faiss k-means.
+
+    ``dim`` is what the encoder emits; a codebook takes its dimension from the
+    vectors it is fitted on, and every later input must match it.
+    """
+
+    levels: Annotated[int, Meta(ge=1, le=16)] = 4
+    codes: Annotated[int, Meta(ge=2, le=65536)] = 64
+    dim: PositiveInt = 128
+    seed: NonNegativeInt = 0
+    niter: PositiveInt = 25
+    # "kmeans++": our own k-means++ seeding on the training sample, then faiss k-means;
+    # "random": faiss's random seeding, best of ``nredo`` runs.
+    init: Literal["kmeans++", "random"] = "kmeans++"
+    nredo: PositiveInt = 1
+    # k-means at each level sees at most codes * max_points_per_centroid residuals.
+    max_points_per_centroid: PositiveInt = 1024
+    beam_width: PositiveInt = 1
+    batch_size: Annotated[int, Meta(ge=256)] = 65536
+    # "auto": GPU faiss when faiss.get_num_gpus() > 0; "cpu": never.
+    device: Literal["auto", "cpu"] = "auto"
+
+
+class RankerSettings(_Section):
+    """The ranker variant an A/B toggle may pick (the ranker issue adds the model's knobs)."""
+
+    variant: RankerVariant = "staged"
+
+
+class ServingSettings(_Section):
+    """Per-request knobs an experiment variant may override."""
+
+    task_weights: dict[str, Annotated[float, Meta(ge=0.0)]] = msgspec.field(
+        default_factory=lambda: {"click": 1.0, "quality_watch": 1.0, "like": 0.5, "follow": 0.5}
+    )
+    mmr_lambda: Unit = 0.8
+    exploration: bool = True
+    exploration_slots: NonNegativeInt = 2
+
+
+class CatalogSettings(_Section):
+    """Where rooms, slices and codebooks are recorded (SQLAlchemy URL)."""
+
+    url: str = "sqlite:///{data_dir}/catalog.db"
+
+
+class WorkerSettings(_Section):
+    """Celery broker and result backend; SQLite through kombu by default."""
+
+    broker_url: str = "sqla+sqlite:///{data_dir}/broker.db"
+    result_backend: str = "db+sqlite:///{data_dir}/results.db"
+    concurrency: PositiveInt = 1
+
+
+class ApiSettings(_Section):
+    """The HTTP server."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Meta(ge=1, le=65535)] = 8000
+    api_keys: list[str] = msgspec.field(default_factory=list)
+
+
+class Settings(_Section):
+    """The whole service's settings; ``{data_dir}`` in any string expands at load time."""
+
+    data_dir: str = ".lucidrec"
+    model_store: str = "{data_dir}/models"
+    experiments_file: str | None = None
+    quantizer: QuantizerSettings = msgspec.field(default_factory=QuantizerSettings)
+    ranker: RankerSettings = msgspec.field(default_factory=RankerSettings)
+    serving: ServingSettings = msgspec.field(default_factory=ServingSettings)
+    catalog: CatalogSettings = msgspec.field(default_factory=CatalogSettings)
+    workers: WorkerSettings = msgspec.field(default_factory=WorkerSettings)
+    api: ApiSettings = msgspec.field(default_factory=ApiSettings)

@@ -4,14 +4,15 @@ Entry points call :func:`load_settings` once and hand each package its own
 sub-settings; library code never reads the environment itself.
 """
 
+from configs.encoder import EncoderSettings
 from configs.errors import SettingsError
 from configs.experiments import Experiment, ExperimentsFile, Variant, load_experiments
 from configs.loader import PROFILES_DIR, load_settings, replace_validated
+from configs.ranker import RankerSettings
 from configs.settings import (
     ApiSettings,
     CatalogSettings,
     QuantizerSettings,
-    RankerSettings,
     ServingSettings,
     Settings,
     WorkerSettings,
@@ -21,6 +22,7 @@ __all__ = [
     "PROFILES_DIR",
     "ApiSettings",
     "CatalogSettings",
+    "EncoderSettings",
     "Experiment",
     "ExperimentsFile",
     "QuantizerSettings",

@@ -12,18 +12,12 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-PositiveInt = Annotated[int, Meta(ge=1)]
-NonNegativeInt = Annotated[int, Meta(ge=0)]
-Unit = Annotated[float, Meta(ge=0.0, le=1.0)]
-
-RankerVariant = Literal["id_only", "lucid_only", "hybrid", "staged"]
+from configs.base import NonNegativeInt, PositiveInt, Section, Unit
+from configs.encoder import EncoderSettings
+from configs.ranker import RankerSettings
 
 
-class _Section(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Base of every section: an unknown key is an error, not silently ignored."""
-
-
-class QuantizerSettings(_Section):
+class QuantizerSettings(Section):
     """RQ-KMeans: L levels of N centroids, fitted with faiss k-means.
 
     ``dim`` is what the encoder emits; a codebook takes its dimension from the
@@ -47,13 +41,7 @@ class QuantizerSettings(_Section):
     device: Literal["auto", "cpu"] = "auto"
 
 
-class RankerSettings(_Section):
-    """The ranker variant an A/B toggle may pick (the ranker issue adds the model's knobs)."""
-
-    variant: RankerVariant = "staged"
-
-
-class ServingSettings(_Section):
+class ServingSettings(Section):
     """Per-request knobs an experiment variant may override."""
 
     task_weights: dict[str, Annotated[float, Meta(ge=0.0)]] = msgspec.field(
@@ -64,13 +52,13 @@ class ServingSettings(_Section):
     exploration_slots: NonNegativeInt = 2
 
 
-class CatalogSettings(_Section):
+class CatalogSettings(Section):
     """Where rooms, slices and codebooks are recorded (SQLAlchemy URL)."""
 
     url: str = "sqlite:///{data_dir}/catalog.db"
 
 
-class WorkerSettings(_Section):
+class WorkerSettings(Section):
     """Celery broker and result backend; SQLite through kombu by default."""
 
     broker_url: str = "sqla+sqlite:///{data_dir}/broker.db"
@@ -78,7 +66,7 @@ class WorkerSettings(_Section):
     concurrency: PositiveInt = 1
 
 
-class ApiSettings(_Section):
+class ApiSettings(Section):
     """The HTTP server."""
 
     host: str = "127.0.0.1"
@@ -86,12 +74,13 @@ class ApiSettings(_Section):
     api_keys: list[str] = msgspec.field(default_factory=list)
 
 
-class Settings(_Section):
+class Settings(Section):
     """The whole service's settings; ``{data_dir}`` in any string expands at load time."""
 
     data_dir: str = ".lucidrec"
     model_store: str = "{data_dir}/models"
     experiments_file: str | None = None
+    encoder: EncoderSettings = msgspec.field(default_factory=EncoderSettings)
     quantizer: QuantizerSettings = msgspec.field(default_factory=QuantizerSettings)
     ranker: RankerSettings = msgspec.field(default_factory=RankerSettings)
     serving: ServingSettings = msgspec.field(default_factory=ServingSettings)

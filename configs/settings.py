@@ -30,9 +30,9 @@ class QuantizerSettings(Section):
     seed: NonNegativeInt = 0
     niter: PositiveInt = 25
     # "kmeans++": our own k-means++ seeding on the training sample, then faiss k-means;
-    # "random": faiss's random seeding, best of ``nredo`` runs.
+    # "random": faiss's random seeding. Either way the best of ``nredo`` runs is kept.
     init: Literal["kmeans++", "random"] = "kmeans++"
-    nredo: PositiveInt = 1
+    nredo: PositiveInt = 3
     # k-means at each level sees at most codes * max_points_per_centroid residuals.
     max_points_per_centroid: PositiveInt = 1024
     beam_width: PositiveInt = 1

@@ -1,8 +1,9 @@
 """One level of RQ-KMeans: k-means on a (sampled) set of residuals with faiss.
 
 Seeding is k-means++ (greedy variant with 2 + ln k local trials, as scikit-learn
-does) computed here, then faiss Lloyd iterations; or faiss's random seeding with
-the best of ``nredo`` runs. A warm start passes the parent's centroids instead.
+does) computed here, then faiss Lloyd iterations; or faiss's random seeding.
+Either way the best of ``nredo`` runs is kept. A warm start passes the parent's
+centroids instead and runs once.
 GPU faiss is used when the install has it and a GPU is visible.
 """
 
@@ -54,28 +55,38 @@ def train_kmeans(
     init_centroids: np.ndarray | None = None,
     use_gpu: bool = False,
 ) -> np.ndarray:
-    """k float32 centroids of ``x`` (n >= k rows); deterministic for a seed on CPU."""
+    """k float32 centroids of ``x`` (n >= k rows); deterministic for a seed on CPU.
+
+    ``nredo`` runs are made and the one of least k-means objective is kept; a warm
+    start (``init_centroids``) is a single run, since its point is to stay close.
+    """
     x = np.ascontiguousarray(x, dtype=np.float32)
     n, d = x.shape
-    km = faiss.Kmeans(
-        d,
-        k,
-        niter=niter,
-        seed=seed,
-        nredo=1 if init_centroids is not None or init == "kmeans++" else nredo,
-        gpu=use_gpu,
-        # the caller already sampled: let faiss use every row it is given, silently
-        max_points_per_centroid=max(1, -(-n // k)),
-        min_points_per_centroid=1,
-        verbose=False,
-    )
-    if init_centroids is None and init == "kmeans++":
-        init_centroids = kmeans_plus_plus(x, k, np.random.default_rng(seed))
-    if init_centroids is not None:
-        km.train(x, init_centroids=np.ascontiguousarray(init_centroids, dtype=np.float32))
-    else:
-        km.train(x)
-    return np.ascontiguousarray(km.centroids, dtype=np.float32)
+    runs = 1 if init_centroids is not None else nredo
+    best: tuple[float, np.ndarray] | None = None
+    for run in range(runs):
+        km = faiss.Kmeans(
+            d,
+            k,
+            niter=niter,
+            seed=seed + run,
+            gpu=use_gpu,
+            # the caller already sampled: let faiss use every row it is given, silently
+            max_points_per_centroid=max(1, -(-n // k)),
+            min_points_per_centroid=1,
+            verbose=False,
+        )
+        start = init_centroids
+        if start is None and init == "kmeans++":
+            start = kmeans_plus_plus(x, k, np.random.default_rng([seed, run]))
+        if start is not None:
+            km.train(x, init_centroids=np.ascontiguousarray(start, dtype=np.float32))
+        else:
+            km.train(x)
+        if best is None or km.obj[-1] < best[0]:
+            best = (float(km.obj[-1]), np.ascontiguousarray(km.centroids, dtype=np.float32))
+    assert best is not None
+    return best[1]
 
 
 def nearest(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:

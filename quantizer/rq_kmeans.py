@@ -53,7 +53,7 @@ class RQKMeans:
     seed: int = 0
     niter: int = 25
     init: str = "kmeans++"
-    nredo: int = 1
+    nredo: int = 3
     max_points_per_centroid: int = 1024
     beam_width: int = 1
     device: str = "auto"

@@ -59,11 +59,34 @@ class CatalogSettings(Section):
 
 
 class WorkerSettings(Section):
-    """Celery broker and result backend; SQLite through kombu by default."""
+    """Celery broker and result backend, task policy, and what the tasks need.
+
+    Embedded default: SQLite through kombu's SQLAlchemy transport (``sqla+sqlite://``)
+    and a ``db+sqlite`` result backend. Scale-out: ``redis://`` (or ``amqp://``).
+    """
 
     broker_url: str = "sqla+sqlite:///{data_dir}/broker.db"
     result_backend: str = "db+sqlite:///{data_dir}/results.db"
     concurrency: PositiveInt = 1
+    # how often an idle worker polls a database broker (kombu's default is 1 s)
+    poll_interval_s: Annotated[float, Meta(gt=0.0, le=10.0)] = 0.05
+    task_soft_time_limit_s: PositiveInt = 300
+    task_time_limit_s: PositiveInt = 360
+    # a task fetched but not acknowledged within this time (its worker died) is
+    # delivered again; keep it above task_time_limit_s
+    redelivery_timeout_s: PositiveInt = 900
+    max_retries: NonNegativeInt = 5
+    retry_backoff_max_s: PositiveInt = 60
+    # frames given as paths must resolve inside this folder
+    media_root: str = "{data_dir}/media"
+    # a slice whose text fields together exceed this many characters is refused
+    max_text_chars: PositiveInt = 100_000
+    max_frames: PositiveInt = 16
+    max_frame_bytes: PositiveInt = 10_000_000
+    # maintenance: end rooms with no slice for this long; run every interval
+    room_idle_s: PositiveInt = 600
+    maintenance_interval_s: PositiveInt = 30
+    recode_batch: PositiveInt = 5000
 
 
 class ApiSettings(Section):

@@ -1,0 +1,125 @@
+"""The embedded broker: kombu's SQLAlchemy transport, made at-least-once and quicker to poll.
+
+Two gaps in kombu's SQLAlchemy transport matter for a task queue that must not
+lose work:
+
+- A fetched message is only marked invisible; it is restored by the consumer's
+  in-memory bookkeeping on a clean shutdown. A worker killed with SIGKILL takes
+  that bookkeeping with it and the message is never delivered again. Here a
+  fetched message is *claimed* (invisible, stamped with the claim time), an ack
+  deletes its row, and a claim older than ``visibility_timeout`` is taken again
+  by any consumer: the visibility-timeout model of the Redis and SQS transports.
+  The timeout must exceed the longest task (the hard time limit).
+- kombu reads ``polling_interval`` from ``broker_transport_options``, but this
+  transport also passes every transport option to ``sqlalchemy.create_engine()``,
+  which refuses the unknown keyword. The supported hook is the transport class's
+  ``polling_interval`` attribute, so the class is built with the configured value
+  and handed to Celery as ``broker_transport``, the ``sqla+`` prefix dropped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from kombu.transport import sqlalchemy as kombu_sqla
+from kombu.utils.json import loads
+from sqlalchemy import or_, text
+
+SQLA_PREFIX = "sqla+"
+
+
+class ClaimingChannel(kombu_sqla.Channel):
+    """A channel whose deliveries survive the death of the consumer that fetched them."""
+
+    visibility_timeout: float = 3600.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._claims: dict[str, int] = {}  # delivery tag -> message row id
+
+    def _get(self, queue: str) -> dict[str, Any]:
+        q = self._get_or_create(queue)
+        model = self.message_cls
+        if self.session.bind.name == "sqlite":
+            self.session.execute(text("BEGIN IMMEDIATE TRANSACTION"))
+        try:
+            expired = dt.datetime.now() - dt.timedelta(seconds=self.visibility_timeout)
+            msg = (
+                self.session.query(model)
+                .with_for_update()
+                .filter(model.queue_id == q.id)
+                .filter(or_(model.visible.is_(True), model.sent_at < expired))
+                .order_by(model.sent_at, model.id)
+                .limit(1)
+                .first()
+            )
+            if msg is None:
+                raise kombu_sqla.Empty()
+            msg.visible = False
+            msg.sent_at = dt.datetime.now()  # the claim time
+            payload = loads(kombu_sqla.bytes_to_str(msg.payload))
+            self._claims[payload["properties"]["delivery_tag"]] = msg.id
+            return payload
+        finally:
+            self.session.commit()
+
+    def _settle(self, delivery_tag: str, *, requeue: bool) -> bool:
+        """Delete (or make visible again) the row behind a delivery; False if none is claimed."""
+        row_id = self._claims.pop(delivery_tag, None)
+        if row_id is None:
+            return False
+        rows = self.session.query(self.message_cls).filter(self.message_cls.id == row_id)
+        if requeue:
+            rows.update({"visible": True}, synchronize_session=False)
+        else:
+            rows.delete(synchronize_session=False)
+        self.session.commit()
+        return True
+
+    def basic_ack(self, delivery_tag: str, multiple: bool = False) -> None:
+        super().basic_ack(delivery_tag, multiple)
+        self._settle(delivery_tag, requeue=False)
+
+    def basic_reject(self, delivery_tag: str, requeue: bool = False) -> None:
+        if requeue and self._settle(delivery_tag, requeue=True):
+            self.qos._quick_ack(delivery_tag)  # the row is visible again: do not re-publish
+            return
+        super().basic_reject(delivery_tag, requeue)
+        self._settle(delivery_tag, requeue=False)
+
+    def _restore(self, message: Any) -> None:
+        """Unacked at shutdown: make the claimed row visible instead of publishing a copy."""
+        if not self._settle(message.delivery_tag, requeue=True):
+            super()._restore(message)
+
+
+def sqlalchemy_transport(polling_interval: float, visibility_timeout: float) -> type:
+    """kombu's SQLAlchemy transport with claiming deliveries and the given poll interval."""
+    channel = type(
+        "LucidrecSQLChannel",
+        (ClaimingChannel,),
+        {"visibility_timeout": visibility_timeout, "__module__": __name__},
+    )
+    return type(
+        "LucidrecSQLTransport",
+        (kombu_sqla.Transport,),
+        {"Channel": channel, "polling_interval": polling_interval, "__module__": __name__},
+    )
+
+
+def broker_options(url: str, polling_interval: float, visibility_timeout: float) -> dict[str, Any]:
+    """Celery settings that select the broker for ``url``.
+
+    Redis gets the same visibility timeout, which is what redelivers a task whose
+    worker died before acknowledging it.
+    """
+    if url.startswith(SQLA_PREFIX):
+        transport = sqlalchemy_transport(polling_interval, visibility_timeout)
+        return {"broker_url": url[len(SQLA_PREFIX) :], "broker_transport": transport}
+    if url.startswith(("redis://", "rediss://")):
+        return {
+            "broker_url": url,
+            "broker_transport_options": {"visibility_timeout": visibility_timeout},
+        }
+    return {"broker_url": url}

@@ -1,6 +1,6 @@
 """The catalog store: rooms, slices, codes, the codebook registry and processed ids."""
 
 from workers.catalog.store import Catalog
-from workers.catalog.views import CodebookRecord, EncodedSlice, RoomView, SliceView
+from workers.catalog.views import CodebookRecord, RoomView, SliceRecord, SliceView
 
-__all__ = ["Catalog", "CodebookRecord", "EncodedSlice", "RoomView", "SliceView"]
+__all__ = ["Catalog", "CodebookRecord", "RoomView", "SliceRecord", "SliceView"]

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from quantizer import format_lucid, parse_lucid, room_lucid
 from workers.catalog import schema as t
 from workers.catalog.engine import make_engines
-from workers.catalog.views import CodebookRecord, EncodedSlice, RoomView, SliceView
+from workers.catalog.views import CodebookRecord, RoomView, SliceRecord, SliceView
 
 ACTIVE_KEY = "active_codebook"
 
@@ -171,7 +171,7 @@ class Catalog:
         with self._read() as s:
             return set(s.scalars(select(t.Slice.slice_id).where(t.Slice.slice_id.in_(ids))))
 
-    def store_encoded(self, slices: Sequence[EncodedSlice], codebook_version: str | None) -> int:
+    def store_encoded(self, slices: Sequence[SliceRecord], codebook_version: str | None) -> int:
         """Store new slices (ids already stored are skipped), their codes and their rooms.
 
         Returns how many slices were new. Room aggregates and the room LUCID are
@@ -213,7 +213,7 @@ class Catalog:
                     for x in fresh
                     if x.lucid
                 )
-            by_room: dict[str, list[EncodedSlice]] = {}
+            by_room: dict[str, list[SliceRecord]] = {}
             for x in fresh:
                 by_room.setdefault(x.room_id, []).append(x)
             for room_id, members in by_room.items():
@@ -224,7 +224,7 @@ class Catalog:
         return len(fresh)
 
     def _add_to_room(
-        self, s: Session, room_id: str, members: list[EncodedSlice], now: float
+        self, s: Session, room_id: str, members: list[SliceRecord], now: float
     ) -> None:
         room = s.get(t.Room, room_id, with_for_update=True)
         total = np.sum([np.asarray(m.embedding, np.float32) for m in members], axis=0)
@@ -374,6 +374,35 @@ class Catalog:
             if status:
                 query = query.where(t.Slice.status == status)
             return int(s.scalar(query) or 0)
+
+    # --- leases ---------------------------------------------------------------------
+
+    def acquire_lease(self, name: str, owner: str, ttl_s: float) -> tuple[bool, str]:
+        """Hold the lease ``name`` for ``ttl_s`` seconds (renewing one's own lease).
+
+        Returns (acquired, current holder). The single-consumer rule of the train
+        queue rests on this: a second trainer process finds the lease held.
+        """
+        key = f"lease:{name}"
+        now = time.time()
+        with self._write() as s:
+            row = s.get(t.CatalogState, key, with_for_update=True)
+            holder, _, until = (row.value or "").rpartition("|") if row else ("", "", "0")
+            if row is not None and holder != owner and float(until or 0) > now:
+                return False, holder
+            value = f"{owner}|{now + ttl_s}"
+            if row is None:
+                s.add(t.CatalogState(key=key, value=value))
+            else:
+                row.value = value
+        return True, owner
+
+    def release_lease(self, name: str, owner: str) -> None:
+        """Give the lease up if ``owner`` holds it."""
+        with self._write() as s:
+            row = s.get(t.CatalogState, f"lease:{name}", with_for_update=True)
+            if row is not None and (row.value or "").rpartition("|")[0] == owner:
+                s.delete(row)
 
     # --- rooms ------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ import numpy as np
 
 
 @dataclass(frozen=True)
-class EncodedSlice:
+class SliceRecord:
     """A slice the encoder has embedded; ``lucid`` is None while no codebook is active."""
 
     slice_id: str

@@ -1,0 +1,1 @@
+"""Celery tasks: encode (slices -> embeddings and codes), train (events -> ranker), maintenance."""

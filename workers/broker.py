@@ -20,11 +20,13 @@ lose work:
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 from kombu.transport import sqlalchemy as kombu_sqla
 from kombu.utils.json import loads
 from sqlalchemy import or_, text
+from sqlalchemy.engine import make_url
 
 SQLA_PREFIX = "sqla+"
 
@@ -123,3 +125,13 @@ def broker_options(url: str, polling_interval: float, visibility_timeout: float)
             "broker_transport_options": {"visibility_timeout": visibility_timeout},
         }
     return {"broker_url": url}
+
+
+def ensure_sqlite_folder(url: str) -> None:
+    """Create the folder of a SQLite broker or result-backend URL (``sqla+``/``db+`` prefixed)."""
+    bare = url.split("+", 1)[1] if url.startswith(("sqla+", "db+")) else url
+    if not bare.startswith("sqlite:"):
+        return
+    database = make_url(bare).database
+    if database and database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)

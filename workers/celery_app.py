@@ -12,15 +12,17 @@ from celery import Celery
 from kombu import Queue
 
 from configs import Settings
-from workers.broker import broker_options
+from workers.broker import broker_options, ensure_sqlite_folder
 
 QUEUES = ("encode", "train", "maintenance")
-TASK_MODULES = ("workers.tasks.encode", "workers.tasks.train", "workers.tasks.maintenance")
+TASK_MODULES = ("workers.tasks.encode", "workers.tasks.maintenance")
 
 
 def create_celery(settings: Settings) -> Celery:
     """A Celery app for ``settings``; ``app.settings`` holds them for the tasks."""
     w = settings.workers
+    for url in (w.broker_url, w.result_backend):
+        ensure_sqlite_folder(url)
     app = Celery("lucidrec", include=list(TASK_MODULES))
     app.conf.update(
         **broker_options(w.broker_url, w.poll_interval_s, w.redelivery_timeout_s),

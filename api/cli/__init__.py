@@ -10,11 +10,15 @@ import click
 
 from api.cli.config import config
 from api.cli.context import AppContext
+from api.cli.encoder import encode, encoder
 from api.cli.quantizer import quantizer
+from api.cli.workers import worker
 from configs import SettingsError
+from encoder.errors import EncoderError
 from quantizer import QuantizerError
+from workers.runner import WorkerConfigError
 
-USER_ERRORS = (SettingsError, QuantizerError)
+USER_ERRORS = (SettingsError, QuantizerError, EncoderError, WorkerConfigError)
 
 
 class LucidrecGroup(click.Group):
@@ -47,6 +51,9 @@ def cli(ctx: click.Context, config_name: str | None) -> None:
 
 cli.add_command(config)
 cli.add_command(quantizer)
+cli.add_command(worker)
+cli.add_command(encode)
+cli.add_command(encoder)
 
 
 def main() -> None:

@@ -1,0 +1,88 @@
+"""The JSON the encode task receives: slices with inline text and frames as data or paths.
+
+A frame is ``{"data": "<base64 image bytes>"}`` or ``{"path": "relative/or/absolute.jpg"}``;
+a path must resolve inside the configured media root. Everything is checked
+here, per slice, so one bad slice fails alone with a reason while the rest of
+its batch is stored.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from pathlib import Path
+
+import msgspec
+
+from configs import WorkerSettings
+from encoder import SliceInput
+
+
+class Frame(msgspec.Struct, forbid_unknown_fields=True):
+    data: str | None = None
+    path: str | None = None
+
+
+class SliceMessage(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    slice_id: str
+    ts: float
+    title: str = ""
+    ocr: str = ""
+    asr: str = ""
+    author: str = ""
+    comments: list[str] = msgspec.field(default_factory=list)
+    tags: list[str] = msgspec.field(default_factory=list)
+    frames: list[Frame] = msgspec.field(default_factory=list)
+
+
+class BadSliceError(ValueError):
+    """A slice that cannot be encoded; the message is its stored failure reason."""
+
+
+def parse_slice(raw: object) -> SliceMessage:
+    """Decode one slice of a task payload, or raise :class:`BadSliceError` with the reason."""
+    try:
+        return msgspec.convert(raw, SliceMessage)
+    except msgspec.ValidationError as exc:
+        raise BadSliceError(f"invalid slice: {exc}") from None
+
+
+def to_input(message: SliceMessage, room_id: str, limits: WorkerSettings) -> SliceInput:
+    """Check limits, decode frames and confine paths to the media root."""
+    text_chars = sum(len(x) for x in (message.title, message.ocr, message.asr, message.author))
+    text_chars += sum(len(x) for x in message.comments) + sum(len(x) for x in message.tags)
+    if text_chars > limits.max_text_chars:
+        raise BadSliceError(
+            f"text too long: {text_chars} characters, at most {limits.max_text_chars}"
+        )
+    if len(message.frames) > limits.max_frames:
+        raise BadSliceError(f"too many frames: {len(message.frames)}, at most {limits.max_frames}")
+    root = Path(limits.media_root).resolve()
+    frames: list[bytes | str] = []
+    for index, frame in enumerate(message.frames):
+        if (frame.data is None) == (frame.path is None):
+            raise BadSliceError(f"frame {index}: give exactly one of data (base64) or path")
+        if frame.data is not None:
+            if len(frame.data) > limits.max_frame_bytes * 4 // 3 + 4:
+                raise BadSliceError(f"frame {index}: larger than {limits.max_frame_bytes} bytes")
+            try:
+                frames.append(base64.b64decode(frame.data, validate=True))
+            except (binascii.Error, ValueError):
+                raise BadSliceError(f"frame {index}: data is not valid base64") from None
+        else:
+            path = (root / frame.path).resolve()  # type: ignore[operator]
+            if not path.is_relative_to(root):
+                raise BadSliceError(f"frame {index}: path escapes the media root")
+            frames.append(str(path))
+    return SliceInput(
+        slice_id=message.slice_id,
+        room_id=room_id,
+        ts=message.ts,
+        title=message.title,
+        ocr=message.ocr,
+        asr=message.asr,
+        author=message.author,
+        comments=message.comments,
+        tags=message.tags,
+        frames=frames,
+    )

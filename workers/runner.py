@@ -1,0 +1,95 @@
+"""Start a Celery worker for some of lucidrec's queues, enforcing the single-trainer rule.
+
+The ``train`` queue has exactly one consumer: the trainer keeps the model in
+memory. A worker that consumes ``train`` therefore runs the solo pool (one
+process, concurrency 1) and holds the ``trainer`` lease in the catalog for as
+long as it lives, renewing it from a background thread. A second train worker
+finds the lease held and refuses to start; one that dies (even by SIGKILL)
+lets its lease lapse after ``LEASE_TTL_S`` so a replacement can take over.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+
+from configs import Settings
+from workers.catalog import Catalog
+from workers.celery_app import QUEUES, create_celery
+
+LEASE_TTL_S = 30.0
+
+
+class WorkerConfigError(ValueError):
+    """The requested worker cannot run as asked (bad queue name, trainer rule, lease held)."""
+
+
+def parse_queues(text: str) -> list[str]:
+    queues = [q.strip() for q in text.split(",") if q.strip()]
+    unknown = sorted(set(queues) - set(QUEUES))
+    if not queues or unknown:
+        named = ", ".join(unknown) or "(none given)"
+        raise WorkerConfigError(f"unknown queue(s) {named}; choose from {', '.join(QUEUES)}")
+    return queues
+
+
+def hold_trainer_lease(catalog: Catalog, owner: str) -> threading.Event:
+    """Take the trainer lease (or refuse) and keep renewing it; set the event to stop."""
+    acquired, holder = catalog.acquire_lease("trainer", owner, LEASE_TTL_S)
+    if not acquired:
+        raise WorkerConfigError(
+            f"another worker ({holder}) consumes the train queue; the train queue has exactly "
+            "one consumer: start this worker without 'train' in --queues"
+        )
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(LEASE_TTL_S / 3):
+            catalog.acquire_lease("trainer", owner, LEASE_TTL_S)
+        catalog.release_lease("trainer", owner)
+
+    threading.Thread(target=renew, name="trainer-lease", daemon=True).start()
+    return stop
+
+
+def run_worker(
+    settings: Settings,
+    queues: list[str],
+    concurrency: int | None = None,
+    *,
+    beat: bool = False,
+    loglevel: str = "INFO",
+) -> None:
+    """Run a worker in this process until it is stopped."""
+    trains = "train" in queues
+    if trains and concurrency not in (None, 1):
+        raise WorkerConfigError(
+            "the train queue takes exactly one process with concurrency 1: run train in its "
+            "own worker (--queues train) and give --concurrency to the encode workers"
+        )
+    app = create_celery(settings)
+    owner = f"{socket.gethostname()}:{os.getpid()}"
+    stop = hold_trainer_lease(Catalog(settings.catalog.url), owner) if trains else None
+    argv = [
+        "worker",
+        f"--queues={','.join(queues)}",
+        f"--loglevel={loglevel}",
+        f"--hostname={'-'.join(queues)}.{owner.replace(':', '.')}@%h",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
+    if trains:
+        argv.append("--pool=solo")
+    else:
+        argv.append(f"--concurrency={concurrency or settings.workers.concurrency}")
+    if beat:
+        schedule = os.path.join(settings.data_dir, "celerybeat-schedule")
+        os.makedirs(settings.data_dir, exist_ok=True)
+        argv += ["--beat", f"--schedule={schedule}"]
+    try:
+        app.worker_main(argv=argv)
+    finally:
+        if stop is not None:
+            stop.set()

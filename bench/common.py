@@ -29,6 +29,23 @@ def timed(fn: Callable[[], T], repeat: int = 1) -> tuple[T, float]:
     return result, best
 
 
+def interleaved(fns: dict[str, Callable[[], T]], repeat: int) -> dict[str, tuple[T, float]]:
+    """Best wall time of each function over ``repeat`` rounds, run in turn (a, b, a, b, ...).
+
+    Interleaving spreads any background load over all contenders alike, so the
+    ratio of two best times holds on a busy machine.
+    """
+    best: dict[str, tuple[T, float]] = {}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            result = fn()
+            elapsed = time.perf_counter() - start
+            if name not in best or elapsed < best[name][1]:
+                best[name] = (result, elapsed)
+    return best
+
+
 def log(message: str) -> None:
     """Progress on stderr, so stdout stays one JSON document."""
     print(message, file=sys.stderr, flush=True)

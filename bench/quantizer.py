@@ -22,8 +22,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import DEFAULT_DATA, clustered_unit_vectors, emit, log, timed  # noqa: E402
-from quantizer import EmbeddingSource, RQKMeans, quality_report  # noqa: E402
+from bench.common import (
+    DEFAULT_DATA,
+    clustered_unit_vectors,
+    emit,
+    interleaved,
+    log,
+    timed,
+)
+from quantizer import EmbeddingSource, RQKMeans, quality_report
 
 LEVELS, CODES = 4, 64
 
@@ -32,22 +39,33 @@ def mse(x: np.ndarray, recon: np.ndarray) -> float:
     return float(((x - recon) ** 2).sum(1).mean())
 
 
-def compare(name: str, x: np.ndarray) -> dict[str, object]:
-    """Fit, encode and measure ours and faiss's on ``x``."""
+def compare(name: str, x: np.ndarray, repeat: int) -> dict[str, object]:
+    """Fit, encode and measure ours and faiss's on ``x``, fits interleaved ``repeat`` times."""
     n, d = x.shape
-    log(f"[{name}] {n:,} x {d}: RQ-KMeans fit")
-    model = RQKMeans(levels=LEVELS, codes=CODES, seed=0, progress=False)
-    book, fit_s = timed(lambda: model.fit(x))
-    codes, enc_s = timed(lambda: book.encode(x), repeat=2)
-    ours_mse = mse(x, book.decode(codes))
-    beam_codes, beam_s = timed(lambda: book.encode(x, beam_width=5))
-    ours_beam_mse = mse(x, book.decode(beam_codes))
+    log(
+        f"[{name}] {n:,} x {d}: RQ-KMeans and faiss.ResidualQuantizer({d}, {LEVELS}, 6), "
+        f"fits interleaved x{repeat}"
+    )
 
-    log(f"[{name}] faiss.ResidualQuantizer({d}, {LEVELS}, 6) train")
-    rq = faiss.ResidualQuantizer(d, LEVELS, 6)
-    _, faiss_fit_s = timed(lambda: rq.train(x))
-    fcodes, faiss_enc_s = timed(lambda: rq.compute_codes(x))
-    faiss_mse = mse(x, rq.decode(fcodes))
+    def fit_faiss() -> faiss.ResidualQuantizer:
+        rq = faiss.ResidualQuantizer(d, LEVELS, 6)
+        rq.train(x)
+        return rq
+
+    fits = interleaved(
+        {
+            "ours": lambda: RQKMeans(levels=LEVELS, codes=CODES, seed=0, progress=False).fit(x),
+            "faiss": fit_faiss,
+        },
+        repeat,
+    )
+    (book, fit_s), (rq, faiss_fit_s) = fits["ours"], fits["faiss"]
+    encodes = interleaved(
+        {"ours": lambda: book.encode(x), "faiss": lambda: rq.compute_codes(x)}, repeat
+    )
+    (codes, enc_s), (fcodes, faiss_enc_s) = encodes["ours"], encodes["faiss"]
+    ours_mse, faiss_mse = mse(x, book.decode(codes)), mse(x, rq.decode(fcodes))
+    beam_codes, beam_s = timed(lambda: book.encode(x, beam_width=5))
     return {
         "n": n,
         "dim": d,
@@ -56,7 +74,7 @@ def compare(name: str, x: np.ndarray) -> dict[str, object]:
             "encode_vectors_per_s": n / enc_s,
             "mse": ours_mse,
             "encode_beam5_vectors_per_s": n / beam_s,
-            "mse_beam5": ours_beam_mse,
+            "mse_beam5": mse(x, book.decode(beam_codes)),
         },
         "faiss_rq": {
             "fit_s": faiss_fit_s,
@@ -112,26 +130,35 @@ def minilm_embeddings(data_dir: Path) -> np.ndarray:
     model = SentenceTransformer(str(model_dir), device="cpu")
     texts = overview_sentences(data_dir)
     log(f"[real] embedding {len(texts):,} overview texts with MiniLM")
-    return model.encode(texts, batch_size=128, normalize_embeddings=True,
-                        show_progress_bar=True, convert_to_numpy=True).astype(np.float32)
+    return model.encode(
+        texts,
+        batch_size=128,
+        normalize_embeddings=True,
+        show_progress_bar=True,
+        convert_to_numpy=True,
+    ).astype(np.float32)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", default="200000,1000000", help="synthetic sizes, comma-separated")
+    parser.add_argument(
+        "--sizes", default="200000,1000000", help="synthetic sizes, comma-separated"
+    )
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--skip-real", action="store_true", help="skip the MiniLM movie data")
+    parser.add_argument("--repeat", type=int, default=2, help="interleaved rounds per timing")
     args = parser.parse_args()
 
     results: dict[str, object] = {"levels": LEVELS, "codes": CODES, "synthetic": {}}
     for n in (int(s) for s in args.sizes.split(",") if s):
         x = clustered_unit_vectors(n, 128, 4096, seed=0)
-        results["synthetic"][str(n)] = compare(f"synthetic {n:,}", x)  # type: ignore[index]
+        results["synthetic"][str(n)] = compare(f"synthetic {n:,}", x, args.repeat)  # type: ignore[index]
         if n == min(int(s) for s in args.sizes.split(",")):
             results["churn_warm_vs_cold"] = churn(x)
     if not args.skip_real:
         if (args.data_dir / "items.csv").is_file():
-            results["movielens_minilm"] = compare("real MiniLM", minilm_embeddings(args.data_dir))
+            embeddings = minilm_embeddings(args.data_dir)
+            results["movielens_minilm"] = compare("real MiniLM", embeddings, args.repeat)
         else:
             log(f"[real] skipped: no {args.data_dir / 'items.csv'}")
     emit(results)

@@ -6,12 +6,14 @@ import json
 from pathlib import Path
 
 import click
+import msgspec
 from rich.console import Console
 
 from api.cli.context import AppContext
 from configs import replace_validated
 from quantizer import Codebook, EmbeddingSource, encode_file, quality_report, report_table
 from quantizer import retrain as retrain_codebook
+from workers.codebooks import retrain_from_catalog
 
 EMBEDDINGS = click.option(
     "--embeddings",
@@ -30,17 +32,24 @@ def quantizer() -> None:
 
 
 @quantizer.command()
-@EMBEDDINGS
+@click.option(
+    "--embeddings",
+    type=click.Path(path_type=Path),
+    help="An .npy file of (n, dim) float vectors, or a folder of .npy shards.",
+)
+@click.option(
+    "--from-catalog",
+    is_flag=True,
+    help="Fit on every embedding in the catalog, re-code it, activate the new version.",
+)
 @click.option(
     "--out",
-    required=True,
     type=click.Path(path_type=Path),
-    help="New codebook folder to write (must not exist).",
+    help="New codebook folder to write (with --embeddings; must not exist).",
 )
 @click.option(
     "--parent",
-    type=click.Path(path_type=Path),
-    help="Codebook to warm-start from and align to, for stable codes.",
+    help="Codebook folder to warm-start from and align to ('active' with --from-catalog).",
 )
 @click.option("--levels", type=int, help="Levels L (default: the parent's, else settings).")
 @click.option(
@@ -51,22 +60,45 @@ def quantizer() -> None:
 @click.pass_obj
 def retrain(
     app: AppContext,
-    embeddings: Path,
-    out: Path,
-    parent: Path | None,
+    embeddings: Path | None,
+    from_catalog: bool,
+    out: Path | None,
+    parent: str | None,
     levels: int | None,
     codes: int | None,
     seed: int | None,
     quiet: bool,
 ) -> None:
-    """Fit a new versioned codebook on the embeddings and print its quality report."""
-    parent_book = Codebook.load(parent) if parent else None
+    """Fit a new versioned codebook and print its quality report.
+
+    Offline: --embeddings PATH --out DIR. Serving: --from-catalog re-codes every
+    slice and room under the new version and switches to it atomically.
+    """
+    if from_catalog == (embeddings is not None):
+        raise click.UsageError("give exactly one of --embeddings PATH or --from-catalog")
+    if from_catalog and out is not None:
+        raise click.UsageError("--from-catalog writes under the model store; drop --out")
+    if embeddings is not None and out is None:
+        raise click.UsageError("--embeddings needs --out DIR for the new codebook")
+    if parent == "active" and not from_catalog:
+        raise click.UsageError("--parent active needs --from-catalog")
+    parent_book = Codebook.load(parent) if parent and parent != "active" else None
     if parent_book is not None:
         levels, codes = levels or parent_book.levels, codes or parent_book.codes
-    settings = replace_validated(app.settings.quantizer, levels=levels, codes=codes, seed=seed)
-    book = retrain_codebook(embeddings, out, settings, parent_book, progress=not quiet)
+    quantizer_settings = replace_validated(
+        app.settings.quantizer, levels=levels, codes=codes, seed=seed
+    )
+    if from_catalog:
+        settings = msgspec.structs.replace(app.settings, quantizer=quantizer_settings)
+        book = retrain_from_catalog(settings, parent, progress=not quiet)
+        where = "the catalog, active now"
+    else:
+        book = retrain_codebook(
+            embeddings, out, quantizer_settings, parent_book, progress=not quiet
+        )
+        where = str(out)
     Console().print(report_table(book.report or {}))
-    click.echo(f"wrote codebook {book.version} to {out}")
+    click.echo(f"wrote codebook {book.version} to {where}")
 
 
 @quantizer.command()

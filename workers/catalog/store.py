@@ -315,8 +315,14 @@ class Catalog:
                 active.version if code and active else None,
             )
 
-    def store_codes(self, version: str, codes: Sequence[tuple[str, tuple[int, ...]]]) -> int:
-        """Add ``(slice_id, lucid)`` codes under ``version`` and refresh those slices' rooms."""
+    def store_codes(
+        self, version: str, codes: Sequence[tuple[str, tuple[int, ...]]], *, rooms: bool = True
+    ) -> int:
+        """Add ``(slice_id, lucid)`` codes under ``version``; refresh those rooms' codes too.
+
+        A bulk re-code passes ``rooms=False`` page by page and calls
+        :meth:`refresh_room_codes` once at the end.
+        """
         with self._write() as s:
             ids = [slice_id for slice_id, _ in codes]
             have = set(
@@ -332,13 +338,21 @@ class Catalog:
                 for i, c in fresh
             )
             s.flush()
-            rooms = set(
-                s.scalars(
-                    select(t.Slice.room_id).where(t.Slice.slice_id.in_([i for i, _ in fresh]))
+            if rooms:
+                room_ids = set(
+                    s.scalars(
+                        select(t.Slice.room_id).where(t.Slice.slice_id.in_([i for i, _ in fresh]))
+                    )
                 )
-            )
-            self._recompute_room_codes(s, version, sorted(rooms))
+                self._recompute_room_codes(s, version, sorted(room_ids))
         return len(fresh)
+
+    def refresh_room_codes(self, version: str) -> int:
+        """Recompute every room's codes under ``version``; returns the number of rooms."""
+        with self._write() as s:
+            room_ids = list(s.scalars(select(t.Room.room_id)))
+            self._recompute_room_codes(s, version, room_ids)
+        return len(room_ids)
 
     def uncoded_slices(self, version: str, limit: int = 1000) -> list[tuple[str, np.ndarray]]:
         """Encoded slices with no code under ``version`` yet (pending), oldest first."""

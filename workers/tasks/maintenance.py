@@ -10,9 +10,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import numpy as np
 from celery import shared_task
 
+from workers.codebooks import code_pending
 from workers.tasks.base import LucidrecTask
 
 
@@ -21,23 +21,7 @@ def run(self: LucidrecTask) -> dict[str, Any]:
     """One maintenance round; returns what it did."""
     w = self.settings.workers
     ended = self.catalog.end_idle_rooms(time.time(), w.room_idle_s)
-    coded = recode_pending(self, w.recode_batch)
+    codebook = self.active_codebook()
+    coded = code_pending(self.catalog, codebook, w.recode_batch) if codebook else 0
     self.app.send_task("lucidrec.train.maintain", queue="train")
     return {"ended_rooms": ended, "coded_slices": coded}
-
-
-def recode_pending(task: LucidrecTask, batch: int) -> int:
-    """Code slices stored while no codebook was active (or during a retrain)."""
-    codebook = task.active_codebook()
-    if codebook is None:
-        return 0
-    total = 0
-    while pending := task.catalog.uncoded_slices(codebook.version, limit=batch):
-        ids = [slice_id for slice_id, _ in pending]
-        codes = codebook.encode(np.stack([vec for _, vec in pending]))
-        total += task.catalog.store_codes(
-            codebook.version, list(zip(ids, map(tuple, codes.tolist()), strict=True))
-        )
-        if len(pending) < batch:
-            break
-    return total

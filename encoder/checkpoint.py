@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from configs.encoder import EncoderSettings
@@ -111,11 +112,14 @@ def load_heads(model: SliceEncoderModel, path: Path) -> None:
     """Load the projector and head weights saved in ``path`` into ``model``."""
     try:
         heads = load_file(str(path / HEADS_FILE))
-    except (OSError, ValueError) as exc:
+    except (OSError, SafetensorError) as exc:
         raise CheckpointError(f"{path / HEADS_FILE}: cannot read ({exc})") from None
     expected = {k for k in model.state_dict() if k.startswith(HEAD_PREFIXES)}
     if set(heads) != expected:
         raise CheckpointError(
             f"{path}: saved heads {sorted(heads)} do not fit the model {sorted(expected)}"
         )
-    model.load_state_dict(heads, strict=False)
+    try:
+        model.load_state_dict(heads, strict=False)
+    except RuntimeError as exc:  # same names, other shapes: the towers differ
+        raise CheckpointError(f"{path}: saved heads do not fit the towers ({exc})") from None

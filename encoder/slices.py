@@ -26,7 +26,7 @@ from encoder.errors import EncoderError
 T = TypeVar("T")
 
 
-class _SliceText(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+class _SliceText(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
     """The fields a slice has besides its frames (shared by the Python and the file form)."""
 
     slice_id: str

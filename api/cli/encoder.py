@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -61,10 +60,12 @@ def encode(
         raise EncoderError(f"{out} already exists; choose a new output file")
     import numpy as np
 
-    from encoder import SliceEncoder, read_slices
+    from encoder.slices import read_slices
 
     settings = replace_validated(_settings(app, checkpoint), batch_size=batch_size)
     slices = read_slices(input_path)
+    from encoder import SliceEncoder
+
     enc = SliceEncoder.from_settings(settings)
     embeddings = enc.encode(slices, progress=not quiet)
     np.save(out, embeddings)
@@ -153,16 +154,37 @@ def train(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Pairs JSONL to write; must not exist.",
 )
-@click.option("--users", type=int, help="Draw this many users (default: all).")
-@click.option("--per-user", type=int, default=2, show_default=True, help="Pairs per user.")
+@click.option(
+    "--kind",
+    type=click.Choice(["genre-decade", "co-like"]),
+    default="genre-decade",
+    show_default=True,
+    help="genre-decade: a genre-and-decade query -> a fitting movie; "
+    "co-like: a liked movie -> the next one the same user liked (grouped by user).",
+)
+@click.option("--movies", type=int, help="genre-decade: draw this many movies (default: all).")
+@click.option("--users", type=int, help="co-like: draw this many users (default: all).")
+@click.option("--per-user", type=int, default=2, show_default=True, help="co-like: pairs per user.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def movielens_pairs(data_dir: Path, out: Path, users: int | None, per_user: int, seed: int) -> None:
-    """Build co-like Q2I pairs (a liked movie -> the next one the user liked), grouped by user."""
-    from encoder.datasets.movielens import co_like_pairs
+def movielens_pairs(
+    data_dir: Path,
+    out: Path,
+    kind: str,
+    movies: int | None,
+    users: int | None,
+    per_user: int,
+    seed: int,
+) -> None:
+    """Build Q2I training pairs from MovieLens 100K + TMDB (posters as frames)."""
+    from encoder.datasets.movielens import co_like_pairs, genre_decade_pairs
     from encoder.training import write_pairs
 
     if out.exists():
         raise EncoderError(f"{out} already exists; choose a new output file")
-    pairs = co_like_pairs(data_dir, users=users, per_user=per_user, seed=seed)
+    if kind == "co-like":
+        pairs = co_like_pairs(data_dir, users=users, per_user=per_user, seed=seed)
+    else:
+        pairs = genre_decade_pairs(data_dir, movies=movies, seed=seed)
     write_pairs(pairs, out)
-    click.echo(json.dumps({"pairs": len(pairs), "groups": len({p.group for p in pairs})}))
+    queries = len({p.query for p in pairs})
+    click.echo(f"wrote {len(pairs):,} pairs ({queries:,} distinct queries) to {out}")

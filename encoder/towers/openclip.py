@@ -1,10 +1,10 @@
 """The second vision backend: an open_clip ViT from a local checkpoint file (optional extra).
 
-``open_clip.create_model_and_transforms(name)`` builds the model and its own
-evaluation preprocessing (resize, centre crop, the architecture's mean/std, via
-torchvision); the weights come from a local file, a whole open_clip state dict
-(what ``create_model(name, pretrained=<file>)`` takes) or only its ``visual.``
-half (what ``save`` writes). ``name`` is a registered open_clip
+``open_clip.create_model_and_transforms(name, pretrained=<local file>)`` builds
+the model with its weights and its own evaluation preprocessing (resize, centre
+crop, the architecture's mean/std, via torchvision). The file may also hold only
+the ``visual.`` half of the state dict (what ``save`` writes), loaded into the
+visual tower directly. ``name`` is a registered open_clip
 architecture (``ViT-B-16``) or the path of a model-config JSON file, for
 custom architectures. The patch tokens of the ViT are pooled on their grid to
 K tokens, as with SigLIP.
@@ -76,13 +76,13 @@ class OpenClipTower(VisionTower):
                 f"open_clip checkpoint {checkpoint!r} is not a file; point encoder.vision.path "
                 "at a local .safetensors/.pt state dict of the model"
             )
-        model, _, self.transform = open_clip.create_model_and_transforms(model_name)
         state = open_clip.factory.load_state_dict(checkpoint)
-        if all(key.startswith("visual.") for key in state):
-            # What save() writes: the visual half only.
+        visual_only = all(key.startswith("visual.") for key in state)
+        model, _, self.transform = open_clip.create_model_and_transforms(
+            model_name, pretrained=None if visual_only else checkpoint
+        )
+        if visual_only:  # what save() writes: the visual half
             model.visual.load_state_dict({k.removeprefix("visual."): v for k, v in state.items()})
-        else:
-            open_clip.load_checkpoint(model, checkpoint)
         self.visual = model.visual
         if not hasattr(self.visual, "grid_size"):
             raise CheckpointError(

@@ -28,7 +28,7 @@ from encoder.errors import EncoderError
 from encoder.slices import SliceInput, SliceLine, iter_jsonl
 
 
-class PairLine(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+class PairLine(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
     """One line of a pairs file."""
 
     query: str

@@ -28,6 +28,8 @@ from kombu.utils.json import loads
 from sqlalchemy import or_, text
 from sqlalchemy.engine import make_url
 
+from workers.catalog.engine import apply_sqlite_pragmas
+
 SQLA_PREFIX = "sqla+"
 
 
@@ -42,13 +44,13 @@ class ClaimingChannel(kombu_sqla.Channel):
 
     def _get(self, queue: str) -> dict[str, Any]:
         q = self._get_or_create(queue)
-        model = self.message_cls
-        if self.session.bind.name == "sqlite":
-            self.session.execute(text("BEGIN IMMEDIATE TRANSACTION"))
+        model, session = self.message_cls, self.session
         try:
+            if session.bind.name == "sqlite":
+                session.execute(text("BEGIN IMMEDIATE TRANSACTION"))
             expired = dt.datetime.now() - dt.timedelta(seconds=self.visibility_timeout)
             msg = (
-                self.session.query(model)
+                session.query(model)
                 .with_for_update()
                 .filter(model.queue_id == q.id)
                 .filter(or_(model.visible.is_(True), model.sent_at < expired))
@@ -56,27 +58,44 @@ class ClaimingChannel(kombu_sqla.Channel):
                 .limit(1)
                 .first()
             )
-            if msg is None:
-                raise kombu_sqla.Empty()
-            msg.visible = False
-            msg.sent_at = dt.datetime.now()  # the claim time
-            payload = loads(kombu_sqla.bytes_to_str(msg.payload))
-            self._claims[payload["properties"]["delivery_tag"]] = msg.id
-            return payload
-        finally:
-            self.session.commit()
+            if msg is not None:
+                msg.visible = False
+                msg.sent_at = dt.datetime.now()  # the claim time
+                payload = loads(kombu_sqla.bytes_to_str(msg.payload))
+                row_id = msg.id
+            session.commit()
+        except Exception:
+            session.rollback()  # never leave kombu's shared session in a failed state
+            raise
+        if msg is None:
+            raise kombu_sqla.Empty()
+        self._claims[payload["properties"]["delivery_tag"]] = row_id
+        return payload
+
+    def _engine_from_config(self) -> Any:
+        engine = super()._engine_from_config()
+        if engine.dialect.name == "sqlite":
+            apply_sqlite_pragmas(engine)
+        return engine
 
     def _settle(self, delivery_tag: str, *, requeue: bool) -> bool:
         """Delete (or make visible again) the row behind a delivery; False if none is claimed."""
         row_id = self._claims.pop(delivery_tag, None)
         if row_id is None:
             return False
-        rows = self.session.query(self.message_cls).filter(self.message_cls.id == row_id)
-        if requeue:
-            rows.update({"visible": True}, synchronize_session=False)
-        else:
-            rows.delete(synchronize_session=False)
-        self.session.commit()
+        session = self.session
+        try:
+            if session.bind.name == "sqlite":
+                session.execute(text("BEGIN IMMEDIATE TRANSACTION"))
+            rows = session.query(self.message_cls).filter(self.message_cls.id == row_id)
+            if requeue:
+                rows.update({"visible": True}, synchronize_session=False)
+            else:
+                rows.delete(synchronize_session=False)
+            session.commit()
+        except Exception:
+            session.rollback()  # never leave kombu's shared session in a failed state
+            raise
         return True
 
     def basic_ack(self, delivery_tag: str, multiple: bool = False) -> None:

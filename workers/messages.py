@@ -15,7 +15,8 @@ from pathlib import Path
 import msgspec
 
 from configs import WorkerSettings
-from encoder import SliceInput
+from encoder import SliceInput, SliceInputError
+from encoder.images import BadFrameError, FrameLoader
 
 
 class Frame(msgspec.Struct, forbid_unknown_fields=True):
@@ -47,8 +48,15 @@ def parse_slice(raw: object) -> SliceMessage:
         raise BadSliceError(f"invalid slice: {exc}") from None
 
 
-def to_input(message: SliceMessage, room_id: str, limits: WorkerSettings) -> SliceInput:
-    """Check limits, decode frames and confine paths to the media root."""
+def to_input(
+    message: SliceMessage, room_id: str, limits: WorkerSettings, loader: FrameLoader
+) -> SliceInput:
+    """Check limits, decode frames, confine paths to the media root, and open every frame.
+
+    The encoder itself would drop an unreadable frame and encode the rest (and a
+    text-only encoder never opens frames at all); at the service boundary a
+    corrupt upload is refused with its reason instead, so the sender learns of it.
+    """
     text_chars = sum(len(x) for x in (message.title, message.ocr, message.asr, message.author))
     text_chars += sum(len(x) for x in message.comments) + sum(len(x) for x in message.tags)
     if text_chars > limits.max_text_chars:
@@ -74,6 +82,10 @@ def to_input(message: SliceMessage, room_id: str, limits: WorkerSettings) -> Sli
             if not path.is_relative_to(root):
                 raise BadSliceError(f"frame {index}: path escapes the media root")
             frames.append(str(path))
+        try:
+            loader.open(frames[-1])
+        except (BadFrameError, SliceInputError) as exc:
+            raise BadSliceError(f"frame {index}: {exc}") from None
     return SliceInput(
         slice_id=message.slice_id,
         room_id=room_id,

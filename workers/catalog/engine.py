@@ -14,22 +14,27 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+SQLITE_PRAGMAS = ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=30000")
 
-def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
-    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+def apply_sqlite_pragmas(engine: Engine) -> None:
+    """WAL (readers never block the writer) and a 30 s busy timeout on every new connection."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record) -> None:
-        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
         cursor = dbapi_conn.cursor()
-        for pragma in (
-            "journal_mode=WAL",
-            "synchronous=NORMAL",
-            "foreign_keys=ON",
-            "busy_timeout=30000",
-        ):
+        for pragma in SQLITE_PRAGMAS:
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
+
+
+def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
+    engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+    apply_sqlite_pragmas(engine)
+
+    @event.listens_for(engine, "connect")
+    def _autocommit_driver(dbapi_conn, _record) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn) -> None:

@@ -17,6 +17,7 @@ import numpy as np
 from celery import shared_task
 
 from encoder import SliceEncoder
+from encoder.images import FrameLoader
 from workers.catalog import SliceRecord
 from workers.messages import BadSliceError, parse_slice, to_input
 from workers.tasks.base import LucidrecTask
@@ -31,16 +32,29 @@ class EncodeTask(LucidrecTask):
     def encoder(self) -> SliceEncoder:
         return SliceEncoder.from_settings(self.settings.encoder)
 
+    @cached_property
+    def frame_loader(self) -> FrameLoader:
+        return FrameLoader(
+            max_pixels=self.settings.encoder.vision.max_image_pixels,
+            max_bytes=self.settings.workers.max_frame_bytes,
+        )
+
 
 @shared_task(bind=True, base=EncodeTask, name="lucidrec.encode.slices")
 def encode_slices(self: EncodeTask, room_id: str, slices: list[Any]) -> dict[str, Any]:
-    """Encode, code and store ``slices`` of ``room_id``; returns what happened to each."""
+    """Encode, code and store ``slices`` of ``room_id``; returns what happened to each.
+
+    A payload that is not a list of slices fails the task (its reason stored in
+    the result backend, no retry); a bad slice inside a good payload fails alone.
+    """
+    if not isinstance(room_id, str) or not room_id or not isinstance(slices, list):
+        raise TypeError("encode_slices takes a room id and a JSON array of slice objects")
     failed: list[dict[str, str]] = []
     inputs, stamps = [], {}
     for index, raw in enumerate(slices):
         try:
             message = parse_slice(raw)
-            inputs.append(to_input(message, room_id, self.settings.workers))
+            inputs.append(to_input(message, room_id, self.settings.workers, self.frame_loader))
             stamps[message.slice_id] = message.ts
         except BadSliceError as exc:
             slice_id = raw.get("slice_id") if isinstance(raw, dict) else None

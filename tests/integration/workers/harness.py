@@ -1,0 +1,67 @@
+"""Real worker processes for the tests: ``lucidrec worker`` in a subprocess, killable."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from configs import Settings, load_settings
+from workers.celery_app import create_celery
+
+
+def worker_env(tmp: Path, broker: str, catalog_url: str, **extra: str) -> dict[str, str]:
+    """Environment of a worker and its client: the test profile, this broker and catalog."""
+    backend = f"{broker}/1" if broker.startswith("redis") else f"db+sqlite:///{tmp}/results.db"
+    if broker == "sqlite":
+        broker = f"sqla+sqlite:///{tmp}/broker.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LUCIDREC_")}
+    env.update(
+        LUCIDREC_CONFIG="test",
+        LUCIDREC_DATA_DIR=str(tmp),
+        LUCIDREC_CATALOG__URL=catalog_url,
+        LUCIDREC_WORKERS__BROKER_URL=broker,
+        LUCIDREC_WORKERS__RESULT_BACKEND=backend,
+        HF_HUB_OFFLINE="1",
+        **extra,
+    )
+    return env
+
+
+def client(env: dict[str, str]):
+    """A Celery app configured exactly as the worker is."""
+    settings: Settings = load_settings(env=env)
+    return create_celery(settings), settings
+
+
+class Worker:
+    """``lucidrec worker`` as a child process in its own process group."""
+
+    def __init__(self, env: dict[str, str], queues: str, log: Path) -> None:
+        self.log = log
+        self._out = log.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "worker", "--queues", queues, "--loglevel", "INFO"],
+            env=env,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker (main process and pool children), as a crash would."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+        self._out.close()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        self._out.close()

@@ -19,13 +19,15 @@ def worker_env(tmp: Path, broker: str, catalog_url: str, **extra: str) -> dict[s
         broker = f"sqla+sqlite:///{tmp}/broker.db"
     env = {k: v for k, v in os.environ.items() if not k.startswith("LUCIDREC_")}
     env.update(
-        LUCIDREC_CONFIG="test",
-        LUCIDREC_DATA_DIR=str(tmp),
-        LUCIDREC_CATALOG__URL=catalog_url,
-        LUCIDREC_WORKERS__BROKER_URL=broker,
-        LUCIDREC_WORKERS__RESULT_BACKEND=backend,
-        HF_HUB_OFFLINE="1",
-        **extra,
+        {
+            "LUCIDREC_CONFIG": "test",
+            "LUCIDREC_DATA_DIR": str(tmp),
+            "LUCIDREC_CATALOG__URL": catalog_url,
+            "LUCIDREC_WORKERS__BROKER_URL": broker,
+            "LUCIDREC_WORKERS__RESULT_BACKEND": backend,
+            "HF_HUB_OFFLINE": "1",
+        }
+        | extra
     )
     return env
 
@@ -57,8 +59,9 @@ class Worker:
         self._out.close()
 
     def stop(self) -> None:
+        """Warm shutdown: SIGTERM to the main process, which finishes and stops its pool."""
         if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.terminate()
             try:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:

@@ -6,7 +6,14 @@ sub-settings; library code never reads the environment itself.
 
 from configs.encoder import EncoderSettings
 from configs.errors import SettingsError
-from configs.experiments import Experiment, ExperimentsFile, Variant, load_experiments
+from configs.experiments import (
+    Experiment,
+    ExperimentsFile,
+    Variant,
+    WatchedExperiments,
+    load_experiments,
+    ranker_variants,
+)
 from configs.loader import PROFILES_DIR, load_settings, replace_validated
 from configs.ranker import RankerSettings
 from configs.settings import (
@@ -31,8 +38,10 @@ __all__ = [
     "Settings",
     "SettingsError",
     "Variant",
+    "WatchedExperiments",
     "WorkerSettings",
     "load_experiments",
     "load_settings",
+    "ranker_variants",
     "replace_validated",
 ]

@@ -19,7 +19,11 @@ Example::
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
+import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -35,6 +39,8 @@ from configs.loader import (
     read_yaml_mapping,
 )
 from configs.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 # The sections a variant may change per user; everything else is per deployment.
 OVERRIDABLE_SECTIONS = ("ranker", "serving")
@@ -111,3 +117,80 @@ def _check_unique(names: list[str], what: str) -> None:
         if name in seen:
             raise SettingsError(f"{what} name {name!r} appears twice")
         seen.add(name)
+
+
+def ranker_variants(experiments: ExperimentsFile, base: Settings) -> set[str]:
+    """Every ranker variant an enabled experiment can route users to, and the default one.
+
+    The trainer trains each of these on all events; the API serves each.
+    """
+    variants = {base.ranker.variant}
+    for experiment in experiments.experiments:
+        if experiment.enabled:
+            variants |= {v.apply(base).ranker.variant for v in experiment.variants}
+    return variants
+
+
+class WatchedExperiments:
+    """The experiments file in force, reloaded when it changes or on SIGHUP.
+
+    A file that fails to load leaves the previous configuration in force and
+    logs the error (kept in :attr:`last_error`), so a typo never takes a
+    running service down. Checking costs one ``stat`` per ``check_interval_s``.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str] | None, base: Settings, check_interval_s: float = 1.0
+    ) -> None:
+        self.path = Path(path) if path else None
+        self.base = base
+        self.check_interval_s = check_interval_s
+        self.current = ExperimentsFile()
+        self.generation = 0  # bumps on every successful load
+        self.loaded_mtime: float | None = None
+        self.last_error: str | None = None
+        self._next_check = 0.0
+        self._lock = threading.Lock()
+        if self.path is not None:
+            self.reload()
+
+    def reload(self) -> bool:
+        """Load the file now; False (old config kept, error logged) if it does not load."""
+        if self.path is None:
+            return False
+        with self._lock:
+            try:
+                mtime = self.path.stat().st_mtime
+                parsed = load_experiments(self.path, self.base)
+            except (OSError, SettingsError) as exc:
+                self.last_error = str(exc)
+                logger.error("experiments file not reloaded, keeping the previous one: %s", exc)
+                return False
+            self.current, self.loaded_mtime, self.last_error = parsed, mtime, None
+            self.generation += 1
+        logger.info(
+            "experiments loaded from %s: %d experiment(s)", self.path, len(parsed.experiments)
+        )
+        return True
+
+    def maybe_reload(self) -> None:
+        """Reload if the file's modification time changed since the last load."""
+        now = time.monotonic()
+        if self.path is None or now < self._next_check:
+            return
+        self._next_check = now + self.check_interval_s
+        try:
+            mtime = self.path.stat().st_mtime
+        except OSError:
+            return
+        if mtime != self.loaded_mtime:
+            self.reload()
+
+    def install_sighup(self) -> None:
+        """Reload on SIGHUP (only from the main thread, where handlers can be installed)."""
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGHUP, lambda *_: self.reload())
+
+    def ranker_variants(self) -> set[str]:
+        self.maybe_reload()
+        return ranker_variants(self.current, self.base)

@@ -40,12 +40,15 @@ class FusedBatch:
     frame_slots: torch.Tensor | None = None
 
     def to(self, device: torch.device) -> FusedBatch:
-        move = lambda d: {k: v.to(device) for k, v in d.items()}  # noqa: E731
         return FusedBatch(
-            text=move(self.text),
-            pixels=move(self.pixels) if self.pixels is not None else None,
+            text=_moved(self.text, device),
+            pixels=_moved(self.pixels, device) if self.pixels is not None else None,
             frame_slots=self.frame_slots.to(device) if self.frame_slots is not None else None,
         )
+
+
+def _moved(tensors: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {name: tensor.to(device) for name, tensor in tensors.items()}
 
 
 class SliceEncoderModel(nn.Module):

@@ -17,6 +17,7 @@ import contextlib
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -30,6 +31,9 @@ from encoder.errors import EncoderError, SliceInputError
 from encoder.images import FrameStats
 from encoder.modeling import SliceEncoderModel, build_model
 from encoder.slices import EncodedSlice, SliceInput
+
+# Settings a caller may change when loading a trained folder: they do not change the model.
+RUNTIME_FIELDS = frozenset({"device", "precision", "batch_size", "train"})
 
 
 def resolve_device(device: str) -> torch.device:
@@ -67,20 +71,35 @@ class SliceEncoder:
 
     @classmethod
     def from_settings(cls, settings: EncoderSettings) -> SliceEncoder:
-        """The trained folder named by ``settings.checkpoint``, else fresh heads on the towers."""
+        """The trained folder named by ``settings.checkpoint``, else fresh heads on the towers.
+
+        With a checkpoint, the model comes from the folder and the run-time knobs
+        (device, precision, batch size, training) from ``settings``.
+        """
         if settings.checkpoint:
-            return cls.from_pretrained(settings.checkpoint, device=settings.device)
+            return cls.from_pretrained(
+                settings.checkpoint,
+                device=settings.device,
+                precision=settings.precision,
+                batch_size=settings.batch_size,
+                train=settings.train,
+            )
         return cls(build_model(settings), settings)
 
     @classmethod
-    def from_pretrained(
-        cls, path: str | os.PathLike[str], *, device: str | None = None
-    ) -> SliceEncoder:
-        """The encoder a ``save_pretrained`` folder holds (``device``: override auto/cpu/cuda)."""
+    def from_pretrained(cls, path: str | os.PathLike[str], **runtime: Any) -> SliceEncoder:
+        """The encoder a ``save_pretrained`` folder holds.
+
+        ``runtime`` overrides the folder's run-time settings: ``device``,
+        ``precision``, ``batch_size``, ``train`` (None keeps the saved value).
+        """
         path = Path(path)
-        settings = read_settings(path)
-        if device is not None:
-            settings = msgspec.structs.replace(settings, device=device)
+        unknown = set(runtime) - RUNTIME_FIELDS
+        if unknown:
+            raise TypeError(f"from_pretrained: not run-time settings: {sorted(unknown)}")
+        settings = msgspec.structs.replace(
+            read_settings(path), **{k: v for k, v in runtime.items() if v is not None}
+        )
         model = build_model(settings)
         load_heads(model, path)
         return cls(model, settings)
@@ -123,18 +142,23 @@ class SliceEncoder:
         that are bad images are dropped and listed in ``dropped_frames``.
         """
         size = batch_size or self.settings.batch_size
-        results: list[EncodedSlice] = []
+        # Longest texts first: batches of similar length waste less on padding. Each
+        # slice's vector does not depend on its batch, so the order changes nothing else.
+        order = sorted(range(len(slices)), key=lambda i: -_text_size(slices[i]))
+        results: list[EncodedSlice | None] = [None] * len(slices)
         with self._inference(), tqdm(total=len(slices), disable=not progress, unit="slice") as bar:
-            for start in range(0, len(slices), size):
-                prepared = self.collator.slices(list(slices[start : start + size]))
+            for start in range(0, len(order), size):
+                chunk = order[start : start + size]
+                prepared = self.collator.slices([slices[i] for i in chunk])
                 if prepared.batch is not None:
                     z = self.model(prepared.batch.to(self.device)).float().cpu().numpy()
                     for outcome, row in zip(prepared.outcomes, prepared.rows, strict=True):
                         if row is not None:
                             outcome.embedding = z[row]
-                results.extend(prepared.outcomes)
-                bar.update(len(prepared.outcomes))
-        return results
+                for index, outcome in zip(chunk, prepared.outcomes, strict=True):
+                    results[index] = outcome
+                bar.update(len(chunk))
+        return [outcome for outcome in results if outcome is not None]  # every index is set
 
     def encode(
         self, slices: Sequence[SliceInput], batch_size: int | None = None, progress: bool = False
@@ -163,3 +187,7 @@ class SliceEncoder:
         if not out:
             return np.zeros((0, self.out_dim), dtype=np.float32)
         return np.concatenate(out).astype(np.float32, copy=False)
+
+
+def _text_size(item: SliceInput) -> int:
+    return sum(len(text) for text in item.text_fields().values())

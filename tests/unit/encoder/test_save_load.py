@@ -56,11 +56,13 @@ def test_embedded_towers_make_a_self_contained_folder(
 def test_from_settings_loads_the_configured_checkpoint(fused: SliceEncoder, tmp_path) -> None:
     fused.save_pretrained(tmp_path / "enc")
     settings = msgspec.structs.replace(
-        EncoderSettings(device="cpu"), checkpoint=str(tmp_path / "enc")
+        EncoderSettings(device="cpu", batch_size=3), checkpoint=str(tmp_path / "enc")
     )
-    np.testing.assert_allclose(
-        SliceEncoder.from_settings(settings).encode(SLICES), fused.encode(SLICES), atol=1e-6
-    )
+    loaded = SliceEncoder.from_settings(settings)
+    np.testing.assert_allclose(loaded.encode(SLICES), fused.encode(SLICES), atol=1e-6)
+    # The model comes from the folder, the run-time knobs from the caller's settings.
+    assert loaded.model.vision is not None and loaded.settings.text.max_length == 32
+    assert loaded.settings.batch_size == 3
 
 
 def test_saving_never_overwrites_and_bad_folders_are_refused(fused: SliceEncoder, tmp_path) -> None:

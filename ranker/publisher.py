@@ -107,12 +107,17 @@ class Publisher:
         return [path for path in written if path is not None]
 
     def restart(self, trainer: OnlineTrainer, resumed: StoreEntry) -> None:
-        """Take over from the run that wrote ``resumed``: its later files are abandoned, and the
-        snapshot is republished under this run so that servers switch to it.
+        """Take over from the run that wrote ``resumed``.
+
+        The old run's later files are abandoned and its deltas and dense files are
+        useless to servers of this run, so they go; the snapshot is republished under
+        this run so that servers switch to it. Older snapshots stay as recovery points.
         """
         for kind in KINDS:
             for entry in self.store.entries(kind):
-                if entry.version > resumed.version:
+                if entry.version > resumed.version or (
+                    kind != "snapshots" and entry.run != self.run
+                ):
                     self.store.remove(entry)
         self.sparse_version = self.dense_version = resumed.version
         self.snapshot(trainer)

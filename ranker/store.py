@@ -133,7 +133,8 @@ class ModelStore:
         if _digest(meta_json, tensors) != expected:
             raise StoreError(
                 f"{path}: damaged model store file, contents do not match the checksum; "
-                "delete it (the trainer rewrites what is missing)"
+                "delete it (servers then load the next snapshot, a trainer resumes from the "
+                "previous one)"
             )
         meta = json.loads(meta_json)
         if kind is not None and meta.get("kind") != kind:

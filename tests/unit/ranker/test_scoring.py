@@ -1,0 +1,69 @@
+"""Scoring: the user side computed once matches per-example scoring; bad input is refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ranker import OnlineTrainer, RankerError
+from ranker.types import EventBatch
+from tests.unit.ranker.helpers import WEIGHTS, request_for, same_user, small_settings, stream
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"variant": "staged"},
+        {"variant": "id_only"},
+        {"variant": "lucid_only", "lucid": {"keys": "unigram"}},
+        {"variant": "hybrid", "lucid": {"combine": "concat"}},
+    ],
+)
+def test_a_request_scores_like_its_candidates_scored_one_by_one(overrides: dict) -> None:
+    trainer = OnlineTrainer(small_settings(**overrides))
+    events = stream()
+    trainer.train(events.batch(640))
+    candidates = events.batch(40)
+    scores = trainer.score(request_for(candidates, trainer.history.read), WEIGHTS)
+    one_by_one = trainer.predict(same_user(candidates))
+    np.testing.assert_allclose(scores.probs, one_by_one, rtol=0, atol=2e-6)
+    weights = np.array([WEIGHTS[t] for t in trainer.tasks], dtype=np.float32)
+    np.testing.assert_allclose(scores.score, scores.probs @ weights, rtol=1e-6)
+    assert scores.tasks == ("click", "quality_watch", "like", "follow")
+    assert scores.probs.shape == (40, 4)
+
+
+def test_unknown_task_weights_are_refused() -> None:
+    trainer = OnlineTrainer(small_settings(tasks={"names": ["click"]}))
+    candidates = stream().batch(5)
+    with pytest.raises(RankerError, match="no head for"):
+        trainer.score(request_for(candidates, trainer.history.read), {"follow": 1.0})
+
+
+def _with(batch: EventBatch, **changes: np.ndarray) -> EventBatch:
+    fields = {name: getattr(batch, name) for name in batch.__dataclass_fields__}
+    return EventBatch(**(fields | changes))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda b: {"context": b.context[:, :2]}, "context must have 3 columns"),
+        (lambda b: {"context": b.context + 30}, r"context 'hour' must lie in \[0, 24\)"),
+        (lambda b: {"room_lucid": b.room_lucid + 8}, r"room_lucid must lie in \[0, 8\)"),
+        (lambda b: {"slice_lucid": b.slice_lucid[:, :3]}, "slice_lucid must have 4 levels"),
+    ],
+)
+def test_bad_batches_are_refused_with_the_field_named(change, message: str) -> None:
+    trainer = OnlineTrainer(small_settings())
+    batch = stream().batch(8)
+    with pytest.raises(RankerError, match=message):
+        trainer.train(_with(batch, **change(batch)))
+
+
+def test_inconsistent_shapes_fail_when_the_batch_is_made() -> None:
+    batch = stream().batch(8)
+    with pytest.raises(RankerError, match="user must have 1 dimension"):
+        _with(batch, user=batch.user[:5])
+    with pytest.raises(RankerError, match="unknown label 'gift'"):
+        _with(batch, labels={"gift": np.zeros(8)})

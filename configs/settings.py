@@ -85,6 +85,8 @@ class WorkerSettings(Section):
     max_frame_bytes: PositiveInt = 10_000_000
     # maintenance: end rooms with no slice for this long; run every interval
     room_idle_s: PositiveInt = 600
+    # the train worker's lease; a standby takes over this long after the holder dies
+    trainer_lease_s: Annotated[float, Meta(gt=0.0)] = 30.0
     maintenance_interval_s: PositiveInt = 30
     recode_batch: PositiveInt = 5000
 

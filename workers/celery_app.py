@@ -15,7 +15,7 @@ from configs import Settings
 from workers.broker import broker_options, ensure_sqlite_folder
 
 QUEUES = ("encode", "train", "maintenance")
-TASK_MODULES = ("workers.tasks.encode", "workers.tasks.maintenance")
+TASK_MODULES = ("workers.tasks.encode", "workers.tasks.train", "workers.tasks.maintenance")
 
 
 def create_celery(settings: Settings) -> Celery:

@@ -98,3 +98,27 @@ def to_input(
         tags=message.tags,
         frames=frames,
     )
+
+
+# Labels an event may carry; the ranker trains on those it knows (ranker.LABELS).
+EVENT_LABELS = ("click", "watch_s", "like", "follow", "comment", "gift")
+
+
+class EventMessage(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """One impression or feedback event; an impression without labels is a negative."""
+
+    event_id: str
+    ts: float
+    user_id: str
+    room_id: str
+    slice_id: str | None = None
+    request_id: str | None = None
+    variant: str | None = None
+    position: int | None = None
+    context: dict[str, int] = msgspec.field(default_factory=dict)
+    labels: dict[str, float] = msgspec.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.labels) - set(EVENT_LABELS))
+        if unknown:
+            raise ValueError(f"unknown label(s) {unknown}; labels are {', '.join(EVENT_LABELS)}")

@@ -4,21 +4,24 @@ The ``train`` queue has exactly one consumer: the trainer keeps the model in
 memory. A worker that consumes ``train`` therefore runs the solo pool (one
 process, concurrency 1) and holds the ``trainer`` lease in the catalog for as
 long as it lives, renewing it from a background thread. A second train worker
-finds the lease held and refuses to start; one that dies (even by SIGKILL)
-lets its lease lapse after ``LEASE_TTL_S`` so a replacement can take over.
+waits as a standby, consuming nothing, until the lease is free; a holder that
+dies (even by SIGKILL) lets its lease lapse after ``workers.trainer_lease_s``,
+and the standby takes over, resuming from the newest snapshot.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
+import time
 
 from configs import Settings
 from workers.catalog import Catalog
 from workers.celery_app import QUEUES, create_celery
 
-LEASE_TTL_S = 30.0
+logger = logging.getLogger(__name__)
 
 
 class WorkerConfigError(ValueError):
@@ -34,19 +37,22 @@ def parse_queues(text: str) -> list[str]:
     return queues
 
 
-def hold_trainer_lease(catalog: Catalog, owner: str) -> threading.Event:
-    """Take the trainer lease (or refuse) and keep renewing it; set the event to stop."""
-    acquired, holder = catalog.acquire_lease("trainer", owner, LEASE_TTL_S)
-    if not acquired:
-        raise WorkerConfigError(
-            f"another worker ({holder}) consumes the train queue; the train queue has exactly "
-            "one consumer: start this worker without 'train' in --queues"
+def hold_trainer_lease(catalog: Catalog, owner: str, ttl_s: float) -> threading.Event:
+    """Wait for the trainer lease, then keep renewing it; set the returned event to stop."""
+    while True:
+        acquired, holder = catalog.acquire_lease("trainer", owner, ttl_s)
+        if acquired:
+            break
+        logger.warning(
+            "standing by: %s holds the trainer lease; the train queue has exactly one consumer",
+            holder,
         )
+        time.sleep(max(ttl_s / 3, 0.2))
     stop = threading.Event()
 
     def renew() -> None:
-        while not stop.wait(LEASE_TTL_S / 3):
-            catalog.acquire_lease("trainer", owner, LEASE_TTL_S)
+        while not stop.wait(ttl_s / 3):
+            catalog.acquire_lease("trainer", owner, ttl_s)
         catalog.release_lease("trainer", owner)
 
     threading.Thread(target=renew, name="trainer-lease", daemon=True).start()
@@ -70,7 +76,11 @@ def run_worker(
         )
     app = create_celery(settings)
     owner = f"{socket.gethostname()}:{os.getpid()}"
-    stop = hold_trainer_lease(Catalog(settings.catalog.url), owner) if trains else None
+    stop = (
+        hold_trainer_lease(Catalog(settings.catalog.url), owner, settings.workers.trainer_lease_s)
+        if trains
+        else None
+    )
     argv = [
         "worker",
         f"--queues={','.join(queues)}",

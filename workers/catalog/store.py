@@ -389,6 +389,40 @@ class Catalog:
                 query = query.where(t.Slice.status == status)
             return int(s.scalar(query) or 0)
 
+    def code_pairs(
+        self, table: str, old: str, new: str
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Old and new codes of the same rooms (``table="room"``, weighted by slice count) or
+        slices (``"slice"``, weight 1): what the ranker's prefix-row migration needs."""
+        with self._read() as s:
+            if table == "room":
+                a, b = t.RoomCode.__table__.alias("a"), t.RoomCode.__table__.alias("b")
+                rows = s.execute(
+                    select(a.c.room_lucid, b.c.room_lucid, t.Room.n_slices)
+                    .join(b, (b.c.room_id == a.c.room_id) & (b.c.codebook_version == new))
+                    .join(t.Room, t.Room.room_id == a.c.room_id)
+                    .where(a.c.codebook_version == old)
+                ).all()
+            else:
+                a, b = t.SliceCode.__table__.alias("a"), t.SliceCode.__table__.alias("b")
+                rows = s.execute(
+                    select(a.c.lucid, b.c.lucid)
+                    .join(b, (b.c.slice_id == a.c.slice_id) & (b.c.codebook_version == new))
+                    .where(a.c.codebook_version == old)
+                ).all()
+        old_codes = np.array([parse_lucid(r[0]) for r in rows], dtype=np.int64)
+        new_codes = np.array([parse_lucid(r[1]) for r in rows], dtype=np.int64)
+        counts = np.array([r[2] if table == "room" else 1 for r in rows], dtype=np.float64)
+        return old_codes, new_codes, counts
+
+    def get_state(self, key: str) -> str | None:
+        with self._read() as s:
+            return s.scalar(select(t.CatalogState.value).where(t.CatalogState.key == key))
+
+    def set_state(self, key: str, value: str) -> None:
+        with self._write() as s:
+            s.merge(t.CatalogState(key=key, value=value))
+
     # --- leases ---------------------------------------------------------------------
 
     def acquire_lease(self, name: str, owner: str, ttl_s: float) -> tuple[bool, str]:

@@ -92,11 +92,22 @@ class WorkerSettings(Section):
 
 
 class ApiSettings(Section):
-    """The HTTP server."""
+    """The HTTP server, its limits, and the serving pipeline's sizes."""
 
     host: str = "127.0.0.1"
     port: Annotated[int, Meta(ge=1, le=65535)] = 8000
+    # bearer keys for the write routes (events, slices, ending rooms); empty: no auth
     api_keys: list[str] = msgspec.field(default_factory=list)
+    max_body_bytes: PositiveInt = 16 * 1024 * 1024
+    # the same request_id returns the same list for this long
+    replay_ttl_s: PositiveInt = 600
+    # how often the in-memory room cache and the served models look for changes
+    refresh_interval_s: Annotated[float, Meta(gt=0.0)] = 0.5
+    # retrieval without candidates: nearest live rooms to the user's interest, plus the freshest
+    retrieve_nearest: PositiveInt = 400
+    retrieve_freshest: PositiveInt = 100
+    # exploration: rooms younger than this compete for the exploration slots
+    new_room_age_s: PositiveInt = 900
 
 
 class Settings(Section):

@@ -1,0 +1,73 @@
+"""``create_app(settings)``: the Litestar app, its services loaded in the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from http import HTTPStatus
+
+from litestar import Litestar
+from litestar.exceptions import HTTPException
+from litestar.logging import LoggingConfig
+from litestar.openapi import OpenAPIConfig
+from litestar.plugins.problem_details import (
+    ProblemDetailsConfig,
+    ProblemDetailsException,
+    ProblemDetailsPlugin,
+)
+
+from api.controllers.events import EventsController
+from api.controllers.meta import MetaController, TasksController
+from api.controllers.rank import RankController
+from api.controllers.rooms import RoomsController
+from api.security import request_id_middleware
+from api.services import Services
+from configs import Settings
+
+
+def problem(exc: HTTPException) -> ProblemDetailsException:
+    """RFC 9457 body: the status phrase as title, our message as detail, field errors as extra."""
+    return ProblemDetailsException(
+        status_code=exc.status_code,
+        title=HTTPStatus(exc.status_code).phrase,
+        detail=exc.detail,
+        extra=exc.extra,
+        headers=exc.headers,
+    )
+
+
+def create_app(settings: Settings) -> Litestar:
+    """The API for ``settings``; services (catalog, models, caches) start with the app."""
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        services = Services(settings)
+        services.experiments.install_sighup()
+        app.state.services = services
+        try:
+            yield
+        finally:
+            services.close()
+
+    return Litestar(
+        route_handlers=[
+            RankController,
+            EventsController,
+            RoomsController,
+            TasksController,
+            MetaController,
+        ],
+        lifespan=[lifespan],
+        middleware=[request_id_middleware],
+        plugins=[
+            ProblemDetailsPlugin(
+                ProblemDetailsConfig(exception_to_problem_detail_map={HTTPException: problem})
+            )
+        ],
+        request_max_body_size=settings.api.max_body_bytes,
+        openapi_config=OpenAPIConfig(title="lucidrec", version="0.1.0", path="/schema"),
+        logging_config=LoggingConfig(
+            loggers={"lucidrec.access": {"level": "INFO"}, "api": {"level": "INFO"}},
+            log_exceptions="debug",
+        ),
+    )

@@ -1,0 +1,41 @@
+"""``POST /v1/rank``: ranked rooms for a user."""
+
+from __future__ import annotations
+
+import time
+
+from litestar import Controller, post
+from litestar.datastructures import State
+from litestar.exceptions import ClientException, ServiceUnavailableException
+
+from api.schemas import RankBody, RankResponse
+from api.serving.pipeline import ModelNotReadyError, ReplayConflictError
+from ranker import RankerError
+
+
+class RankController(Controller):
+    path = "/v1/rank"
+    tags = ["rank"]
+
+    @post(operation_id="rank", status_code=200, sync_to_thread=True)
+    def rank(self, data: RankBody, state: State) -> RankResponse:
+        """Rank the given candidates (or live rooms retrieved for the user), top ``k``.
+
+        The user's A/B variant picks the ranker variant and the serving knobs.
+        Candidates with no codes yet are listed in ``unknown``, not ranked.
+        """
+        services = state.services
+        start = time.perf_counter()
+        assignment = services.assign(data.user_id)
+        try:
+            response = services.pipeline.rank(data, assignment)
+        except ReplayConflictError as exc:
+            raise ClientException(status_code=409, detail=str(exc)) from None
+        except ModelNotReadyError as exc:
+            raise ServiceUnavailableException(detail=str(exc)) from None
+        except RankerError as exc:
+            raise ClientException(detail=str(exc)) from None
+        services.metrics.latency.labels("rank", assignment.label).observe(
+            time.perf_counter() - start
+        )
+        return response

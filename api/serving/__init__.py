@@ -1,0 +1,1 @@
+"""The serving pipeline: room cache, retrieval, ranking, re-ranking, in-session state."""

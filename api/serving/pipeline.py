@@ -1,0 +1,164 @@
+"""One ``/v1/rank`` request: candidates -> the variant's served ranker -> MMR and exploration.
+
+Replays: a response is kept under its ``request_id`` for ``api.replay_ttl_s``;
+the same request with that id returns the same list, and a different request
+with a used id is refused (409), so a client cannot mix two answers up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+import uuid
+from collections import OrderedDict
+
+import msgspec
+import numpy as np
+
+from api.experiments import Assignment
+from api.schemas import RankBody, RankedRoom, RankResponse
+from api.serving.rerank import mmr, thompson_pick, with_exploration
+from api.serving.retrieval import Retriever
+from api.serving.rooms import RoomCache
+from api.serving.servers import ServedModels
+from api.serving.session import SessionState
+from quantizer import format_lucid
+from ranker import Candidates, RankRequest, id_key, id_keys
+from workers.events import context_array
+
+MAX_REPLAYS = 50_000
+
+
+class ReplayConflictError(ValueError):
+    """A request_id that already names a different request."""
+
+
+class ModelNotReadyError(RuntimeError):
+    """The variant's ranker has no snapshot in the model store yet."""
+
+
+class RankPipeline:
+    def __init__(
+        self,
+        rooms: RoomCache,
+        models: ServedModels,
+        session: SessionState,
+        retriever: Retriever,
+        replay_ttl_s: float,
+        new_room_age_s: float,
+    ) -> None:
+        self.rooms = rooms
+        self.models = models
+        self.session = session
+        self.retriever = retriever
+        self.replay_ttl_s = replay_ttl_s
+        self.new_room_age_s = new_room_age_s
+        self._replays: OrderedDict[str, tuple[float, str, RankResponse]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _replay(self, request_id: str, digest: str) -> RankResponse | None:
+        with self._lock:
+            found = self._replays.get(request_id)
+            if found is None or found[0] < time.monotonic():
+                return None
+            if found[1] != digest:
+                raise ReplayConflictError(
+                    f"request_id {request_id!r} was used for a different request; "
+                    "send a new request without request_id to rank again"
+                )
+            return found[2]
+
+    def _keep(self, response: RankResponse, digest: str) -> None:
+        with self._lock:
+            self._replays[response.request_id] = (
+                time.monotonic() + self.replay_ttl_s,
+                digest,
+                response,
+            )
+            while len(self._replays) > MAX_REPLAYS:
+                self._replays.popitem(last=False)
+
+    def rank(self, body: RankBody, assignment: Assignment) -> RankResponse:
+        digest = hashlib.sha256(
+            msgspec.json.encode(msgspec.structs.replace(body, request_id=None))
+        ).hexdigest()
+        if body.request_id is not None:
+            replay = self._replay(body.request_id, digest)
+            if replay is not None:
+                return replay
+        settings = assignment.settings
+        variant = settings.ranker.variant
+        server = self.models.get(variant)
+        if server is None:
+            raise ModelNotReadyError(
+                f"ranker variant {variant!r} has no model yet: the trainer publishes one when "
+                "it starts (post events or start a worker with the train queue)"
+            )
+        table = self.rooms.table()
+        excluded = set(body.exclude)
+        if body.candidates is not None:
+            wanted = [c for c in dict.fromkeys(body.candidates) if c not in excluded]
+            unknown = [c for c in wanted if c not in table.index or not table.coded[table.index[c]]]
+            rows = [
+                table.index[c] for c in wanted if c in table.index and table.coded[table.index[c]]
+            ]
+        else:
+            interest = self.session.interest(body.user_id, table)
+            rows = [
+                r
+                for r in self.retriever.candidates(table, interest)
+                if table.coded[r] and table.ids[r] not in excluded
+            ]
+            unknown = []
+        now = time.time()
+        items: list[RankedRoom] = []
+        if rows:
+            index = np.array(rows, dtype=np.int64)
+            request = RankRequest(
+                user=id_key(body.user_id),
+                ts=now,
+                context=context_array(settings.ranker, [body.context])[0],
+                history=self.session.history_of(body.user_id),
+                candidates=Candidates(
+                    room=id_keys([table.ids[r] for r in rows]),
+                    room_lucid=table.room_lucid[index],
+                    slice_lucid=table.slice_lucid[index],
+                    room_age_s=np.maximum(now - table.started_at[index], 0.0),
+                ),
+            )
+            scores = server.score(request, settings.serving.task_weights)
+            order = mmr(scores.score, table.embedding[index], body.k, settings.serving.mmr_lambda)
+            picked = [int(i) for i in order]
+            explored: set[int] = set()
+            if settings.serving.exploration and settings.serving.exploration_slots:
+                young = np.flatnonzero(request.candidates.room_age_s <= self.new_room_age_s)
+                clicks, shown = self.session.counts([table.ids[rows[i]] for i in young])
+                rng = np.random.default_rng(int(digest[:16], 16))  # replays draw the same
+                draw = thompson_pick(clicks, shown, settings.serving.exploration_slots, rng)
+                picked, explored = with_exploration(picked, [int(young[d]) for d in draw], body.k)
+            for i in picked:
+                items.append(
+                    RankedRoom(
+                        room_id=table.ids[rows[i]],
+                        score=float(scores.score[i]),
+                        scores={
+                            t: float(p) for t, p in zip(scores.tasks, scores.probs[i], strict=True)
+                        },
+                        lucid=format_lucid(table.room_lucid[rows[i]]),
+                        slice_lucid=format_lucid(table.slice_lucid[rows[i]]),
+                        explored=i in explored,
+                    )
+                )
+        versions = server.versions()
+        response = RankResponse(
+            request_id=body.request_id or uuid.uuid4().hex,
+            variant=assignment.label,
+            ranker_variant=variant,
+            model_version=f"{versions.run}:{versions.step}",
+            codebook_version=table.codebook_version,
+            items=items,
+            unknown=unknown,
+        )
+        self._keep(response, digest)
+        return response

@@ -1,0 +1,103 @@
+"""The catalog's rooms and codes, cached in memory and refreshed incrementally.
+
+Every ``interval_s`` the cache asks the catalog for rooms updated since the
+newest change it has seen (minus a lookback window, since a transaction that
+began earlier can commit later), so a refresh costs one indexed query. Readers
+get an immutable :class:`RoomTable` of arrays, rebuilt only when something
+changed: a request never sees a half-applied refresh, and all rooms in it come
+from one catalog read, hence one codebook version.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from workers.catalog import Catalog, RoomView
+
+LOOKBACK_S = 5.0
+
+
+@dataclass(frozen=True)
+class RoomTable:
+    """All known rooms as arrays; rows without codes have ``coded`` False."""
+
+    ids: list[str]
+    index: dict[str, int]
+    live: np.ndarray  # (n,) bool
+    coded: np.ndarray  # (n,) bool
+    room_lucid: np.ndarray  # (n, L) int64, zeros where not coded
+    slice_lucid: np.ndarray  # (n, L)
+    started_at: np.ndarray  # (n,)
+    embedding: np.ndarray  # (n, d) float32 unit rows, zeros where unknown
+    codebook_version: str | None
+
+    @classmethod
+    def build(cls, rooms: list[RoomView], levels: int) -> RoomTable:
+        ids = [r.room_id for r in rooms]
+        dim = next((len(r.embedding) for r in rooms if r.embedding is not None), 1)
+        embedding = np.zeros((len(rooms), dim), dtype=np.float32)
+        room_lucid = np.zeros((len(rooms), levels), dtype=np.int64)
+        slice_lucid = np.zeros_like(room_lucid)
+        coded = np.zeros(len(rooms), dtype=bool)
+        for i, r in enumerate(rooms):
+            if r.embedding is not None and len(r.embedding) == dim:
+                embedding[i] = r.embedding
+            has_codes = r.room_lucid is not None and r.latest_slice_lucid is not None
+            if has_codes and len(r.room_lucid) == levels:
+                room_lucid[i], slice_lucid[i], coded[i] = r.room_lucid, r.latest_slice_lucid, True
+        versions = {r.codebook_version for r in rooms if r.codebook_version}
+        return cls(
+            ids=ids,
+            index={room_id: i for i, room_id in enumerate(ids)},
+            live=np.array([r.status == "live" for r in rooms], dtype=bool),
+            coded=coded,
+            room_lucid=room_lucid,
+            slice_lucid=slice_lucid,
+            started_at=np.array([r.started_at for r in rooms], dtype=np.float64),
+            embedding=embedding,
+            codebook_version=max(versions) if versions else None,
+        )
+
+
+class RoomCache:
+    """Rooms by id, kept current from the catalog; :meth:`table` is what requests read."""
+
+    def __init__(self, catalog: Catalog, levels: int, interval_s: float) -> None:
+        self.catalog = catalog
+        self.levels = levels
+        self.interval_s = interval_s
+        self._rooms: dict[str, RoomView] = {}
+        self._newest = -np.inf
+        self._next = 0.0
+        self._lock = threading.Lock()
+        self._table = RoomTable.build([], levels)
+
+    def table(self) -> RoomTable:
+        """The current rooms, refreshed first if the interval has passed."""
+        if time.monotonic() >= self._next:
+            self.refresh()
+        return self._table
+
+    def refresh(self) -> int:
+        """Pull rooms changed since the last refresh; returns how many came back."""
+        with self._lock:
+            self._next = time.monotonic() + self.interval_s
+            since = None if self._newest == -np.inf else self._newest - LOOKBACK_S
+            changed = self.catalog.rooms(updated_since=since)
+            if not changed:
+                return 0
+            active = self.catalog.active_codebook()
+            version = active.version if active else None
+            stale_version = self._table.codebook_version not in (None, version)
+            for room in changed:
+                self._rooms[room.room_id] = room
+                self._newest = max(self._newest, room.updated_at)
+            if stale_version:
+                # a codebook switch touches every room; read them all in one go
+                self._rooms = {r.room_id: r for r in self.catalog.rooms()}
+            self._table = RoomTable.build(list(self._rooms.values()), self.levels)
+            return len(changed)

@@ -1,0 +1,53 @@
+"""One served ranker per variant, following the trainer's store without restarts.
+
+A :class:`ranker.RankerServer` is opened for a variant once its folder in the
+model store holds a snapshot, and :meth:`get` applies whatever the trainer
+published since (sparse deltas, dense weights, a newer snapshot) at most every
+``interval_s``, so a request never waits on more than one cheap directory scan.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+from ranker import ModelStore, RankerServer, StoreError
+
+logger = logging.getLogger(__name__)
+
+
+class ServedModels:
+    def __init__(self, store_root: Path, interval_s: float) -> None:
+        self.store_root = store_root
+        self.interval_s = interval_s
+        self._servers: dict[str, RankerServer] = {}
+        self._next: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def get(self, variant: str) -> RankerServer | None:
+        """The variant's server, refreshed if due; None while the trainer has published nothing."""
+        now = time.monotonic()
+        server = self._servers.get(variant)
+        if server is None:
+            with self._lock:
+                server = self._servers.get(variant)
+                if server is None:
+                    try:
+                        server = RankerServer(ModelStore.open(self.store_root, variant))
+                    except StoreError:
+                        return None
+                    self._servers[variant] = server
+                    self._next[variant] = now + self.interval_s
+            return server
+        if now >= self._next.get(variant, 0.0):
+            self._next[variant] = now + self.interval_s
+            try:
+                server.refresh()
+            except StoreError as exc:  # a damaged file: keep serving what is loaded
+                logger.error("variant %s: not applying the store's newest files: %s", variant, exc)
+        return server
+
+    def loaded(self) -> dict[str, RankerServer]:
+        return dict(self._servers)

@@ -1,0 +1,92 @@
+"""In-session adaptation: what a user's posted events change before any training sync.
+
+An engagement (a click, a quality watch, a like or follow) appends the room's
+current LUCID to the user's history (the same :class:`ranker.HistoryStore` the
+trainer keeps), so the user's history tokens change on their next ``/v1/rank``;
+it also feeds the user's interest vector for retrieval. Impressions and clicks
+per room feed the exploration posteriors.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter, OrderedDict, deque
+
+import numpy as np
+
+from api.serving.rooms import RoomTable
+from configs.ranker import RankerSettings
+from ranker import History, HistoryStore, id_keys
+from workers.messages import EventMessage
+
+MAX_USERS = 200_000
+
+
+def is_engagement(event: EventMessage, quality_watch_s: float) -> bool:
+    """A positive for the ranker: a click, a watch of quality_watch_s or more, a like, a follow."""
+    labels = event.labels
+    return (
+        labels.get("click", 0) > 0
+        or labels.get("watch_s", 0) >= quality_watch_s
+        or labels.get("like", 0) > 0
+        or labels.get("follow", 0) > 0
+    )
+
+
+class SessionState:
+    """Per-user history and interests, per-room exploration counts; thread-safe."""
+
+    def __init__(self, settings: RankerSettings) -> None:
+        self.quality_watch_s = settings.tasks.quality_watch_s
+        self.history = HistoryStore(settings.history.length, settings.lucid.levels)
+        self._engaged: OrderedDict[str, deque[str]] = OrderedDict()
+        self.impressions: Counter[str] = Counter()
+        self.clicks: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def record(self, events: list[EventMessage], table: RoomTable) -> int:
+        """Apply ``events``; returns how many were engagements with coded rooms."""
+        engaged = [e for e in events if is_engagement(e, self.quality_watch_s)]
+        coded = [
+            e for e in engaged if e.room_id in table.index and table.coded[table.index[e.room_id]]
+        ]
+        with self._lock:
+            for event in events:
+                self.impressions[event.room_id] += 1
+                self.clicks[event.room_id] += int(event.labels.get("click", 0) > 0)
+            for event in engaged:
+                rooms = self._engaged.pop(event.user_id, None) or deque(maxlen=20)
+                rooms.append(event.room_id)
+                self._engaged[event.user_id] = rooms
+                if len(self._engaged) > MAX_USERS:
+                    self._engaged.popitem(last=False)
+            if coded:
+                rows = [table.index[e.room_id] for e in coded]
+                self.history.append(
+                    id_keys([e.user_id for e in coded]),
+                    table.room_lucid[rows],
+                    np.array([e.ts for e in coded], dtype=np.float64),
+                )
+        return len(coded)
+
+    def history_of(self, user_id: str) -> History:
+        with self._lock:
+            return self.history.read(id_keys([user_id]))
+
+    def interest(self, user_id: str, table: RoomTable) -> np.ndarray | None:
+        """The mean embedding of the rooms the user engaged with lately (unit), or None."""
+        with self._lock:
+            rooms = list(self._engaged.get(user_id, ()))
+        rows = [table.index[r] for r in rooms if r in table.index]
+        if not rows:
+            return None
+        vector = table.embedding[rows].mean(axis=0)
+        norm = float(np.linalg.norm(vector))
+        return vector / norm if norm > 0 else None
+
+    def counts(self, room_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        with self._lock:
+            return (
+                np.array([self.clicks[r] for r in room_ids], dtype=np.float64),
+                np.array([self.impressions[r] for r in room_ids], dtype=np.float64),
+            )

@@ -12,6 +12,7 @@ from api.cli.config import config
 from api.cli.context import AppContext
 from api.cli.encoder import encode, encoder
 from api.cli.quantizer import quantizer
+from api.cli.serve import serve
 from api.cli.workers import worker
 from configs import SettingsError
 from encoder.errors import EncoderError
@@ -52,6 +53,7 @@ def cli(ctx: click.Context, config_name: str | None) -> None:
 cli.add_command(config)
 cli.add_command(quantizer)
 cli.add_command(worker)
+cli.add_command(serve)
 cli.add_command(encode)
 cli.add_command(encoder)
 

@@ -28,7 +28,7 @@ class VisionSettings(Section):
     Siglip2VisionModel (``config.json``, weights, ``preprocessor_config.json``),
     preprocessed with PIL only, so torchvision is never needed.
     ``open_clip``: a checkpoint file for ``open_clip.create_model(open_clip_model,
-    pretrained=path)``; needs the ``open_clip`` extra (and torchvision).
+    pretrained=path)``; needs the ``open-clip`` extra (and torchvision).
     """
 
     backend: Literal["siglip", "open_clip"] = "siglip"

@@ -1,0 +1,1 @@
+"""Training pairs built from research data sets, read by path."""

@@ -10,7 +10,7 @@ custom architectures. The patch tokens of the ViT are pooled on their grid to
 K tokens, as with SigLIP.
 
 open_clip needs torchvision, which lives in an environment of its own
-(``pip install 'lucidrec[open_clip]'``). With a CPU build of torch, the
+(``pip install 'lucidrec[open-clip]'``). With a CPU build of torch, the
 torchvision wheel's compiled operators may not load; torchvision then fails on
 import while registering fake kernels for ``nms``/``qnms``. Declaring those two
 operator schemas first lets it import; no torchvision operator is ever run here.
@@ -48,7 +48,7 @@ def import_open_clip() -> ModuleType:
     except ModuleNotFoundError:
         raise EncoderError(
             "the open_clip backend needs open_clip_torch and torchvision: "
-            "pip install 'lucidrec[open_clip]' (in an environment of its own)"
+            "pip install 'lucidrec[open-clip]' (in an environment of its own)"
         ) from None
     except RuntimeError:
         _declare_torchvision_ops()
@@ -57,7 +57,7 @@ def import_open_clip() -> ModuleType:
         import open_clip
     except ModuleNotFoundError:
         raise EncoderError(
-            "the open_clip backend needs open_clip_torch: pip install 'lucidrec[open_clip]'"
+            "the open_clip backend needs open_clip_torch: pip install 'lucidrec[open-clip]'"
         ) from None
     return open_clip
 

@@ -1,0 +1,253 @@
+"""The REST API through a real HTTP server and its embedded worker."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+
+from tests.integration.api.conftest import (
+    AUTH,
+    TOPICS,
+    Server,
+    api_env,
+    engagements,
+    slices,
+    start_server,
+    stop,
+    wait_until,
+)
+
+ROOMS = [f"{t}{r}" for t in TOPICS for r in range(6)]
+
+
+def test_posted_slices_get_codes_visible_in_rooms(server: Server) -> None:
+    with server.client() as c:
+        room = c.get("/v1/rooms/cook0").json()
+        assert room["n_slices"] == 6 and room["status"] == "live"
+        assert room["lucid"] is not None and not room["codes_pending"]
+        assert len(room["lucid"].split("-")) == 3
+        task = c.post(
+            "/v1/rooms/cook0/slices", headers=AUTH, json={"slices": slices("cook", 0, 8)[6:]}
+        ).json()
+        done = wait_until(
+            lambda: (s := c.get(task["status_url"]).json())["state"] == "SUCCESS" and s, timeout=60
+        )
+        assert done["result"]["stored"] == 2 and done["result"]["codebook_version"]
+        assert c.get("/v1/rooms/cook0").json()["n_slices"] == 8
+
+
+def test_rank_answers_with_variant_versions_and_codes(server: Server) -> None:
+    with server.client() as c:
+        body = {
+            "user_id": "user1",
+            "candidates": [*ROOMS, "no-such-room"],
+            "k": 5,
+            "exclude": ["cook1"],
+        }
+        out = c.post("/v1/rank", json=body).json()
+        assert out["variant"].startswith("retire_ids:") and out["model_version"]
+        assert out["codebook_version"] and out["unknown"] == ["no-such-room"]
+        assert len(out["items"]) == 5 and "cook1" not in {i["room_id"] for i in out["items"]}
+        assert all(
+            set(i["scores"]) == {"click", "quality_watch", "like", "follow"} for i in out["items"]
+        )
+        retrieved = c.post("/v1/rank", json={"user_id": "user1", "k": 12}).json()
+        assert {i["room_id"] for i in retrieved["items"]} <= set(ROOMS)
+        assert len(retrieved["items"]) >= 10
+
+
+def test_same_request_id_replays_and_a_different_request_conflicts(server: Server) -> None:
+    with server.client() as c:
+        first = c.post("/v1/rank", json={"user_id": "u-replay", "candidates": ROOMS, "k": 6})
+        request_id = first.json()["request_id"]
+        again = c.post(
+            "/v1/rank",
+            json={"user_id": "u-replay", "candidates": ROOMS, "k": 6, "request_id": request_id},
+        )
+        assert again.json() == first.json()
+        other = c.post(
+            "/v1/rank",
+            json={"user_id": "u-other", "candidates": ROOMS, "k": 6, "request_id": request_id},
+        )
+        assert other.status_code == 409
+        assert other.headers["content-type"].startswith("application/problem+json")
+
+
+def test_events_train_the_model_and_change_scores(server: Server) -> None:
+    with server.client() as c:
+
+        def scores() -> list[float]:
+            out = c.post(
+                "/v1/rank", json={"user_id": "fresh-user", "candidates": ROOMS, "k": 12}
+            ).json()
+            return sorted(round(i["score"], 6) for i in out["items"])
+
+        before, model = scores(), c.get("/v1/model").json()
+        accepted = c.post(
+            "/v1/events", headers=AUTH, json={"events": engagements(range(8, 40), ROOMS, 1)}
+        ).json()
+        assert accepted["accepted"] == 32 * 12 and accepted["task_id"]
+        wait_until(lambda: scores() != before, timeout=60, interval=0.3)
+        after = c.get("/v1/model").json()
+        assert any(
+            after["variants"][v]["step"] > model["variants"][v]["step"] for v in after["variants"]
+        )
+        repeat = c.post(
+            "/v1/events", headers=AUTH, json={"events": engagements(range(8, 10), ROOMS, 1)}
+        ).json()
+        assert repeat == {"accepted": 0, "duplicates": 24, "task_id": None}
+
+
+def test_ab_assignment_is_stable_and_within_two_percent_of_weights(server: Server) -> None:
+    def variant(i: int) -> str:
+        with httpx.Client(base_url=server.url, timeout=30) as c:
+            return c.post("/v1/rank", json={"user_id": f"ab{i}", "candidates": []}).json()[
+                "variant"
+            ]
+
+    local = threading.local()
+
+    def fast_variant(i: int) -> str:
+        if not hasattr(local, "client"):
+            local.client = httpx.Client(base_url=server.url, timeout=30)
+        return local.client.post("/v1/rank", json={"user_id": f"ab{i}", "candidates": []}).json()[
+            "variant"
+        ]
+
+    with ThreadPoolExecutor(4) as pool:
+        labels = list(pool.map(fast_variant, range(10_000)))
+    counts = Counter(labels)
+    assert abs(counts["retire_ids:staged"] / 10_000 - 0.6) < 0.02
+    assert abs(counts["retire_ids:lucid"] / 10_000 - 0.4) < 0.02
+    assert [variant(i) for i in range(20)] == labels[:20]  # stable on a new connection
+
+
+def test_write_routes_need_the_api_key(server: Server) -> None:
+    event = {"events": engagements(range(1), ["cook0"], 9)}
+    with server.client() as c:
+        missing = c.post("/v1/events", json=event)
+        wrong = c.post("/v1/events", json=event, headers={"Authorization": "Bearer nope"})
+        for response in (missing, wrong):
+            assert response.status_code == 401
+            assert response.headers["content-type"].startswith("application/problem+json")
+        assert c.post("/v1/rooms/x/end").status_code == 401
+        assert c.post("/v1/events", json=event, headers=AUTH).status_code == 202
+
+
+def test_limits_give_problem_bodies_not_server_errors(server: Server) -> None:
+    with server.client() as c:
+        cases = [
+            c.post("/v1/rank", json={"user_id": "u", "k": 501}),
+            c.post("/v1/rank", json={"user_id": "u", "candidates": ["r"] * 5001}),
+            c.post("/v1/rank", json={"user_id": "", "k": 5}),
+            c.post("/v1/rank", json={"user_id": "u", "surprise": 1}),
+            c.post("/v1/rank", content=b"{nope", headers={"content-type": "application/json"}),
+            c.post("/v1/events", headers=AUTH, json={"events": []}),
+            c.post("/v1/rooms/r/slices", headers=AUTH, json={"slices": [{"slice_id": "a"}] * 65}),
+        ]
+        for response in cases:
+            assert response.status_code == 400, response.text
+            problem = response.json()
+            assert problem["status"] == 400 and problem["detail"]
+        huge = c.post(
+            "/v1/events",
+            headers=AUTH,
+            content=b"x" * 2_000_000,
+            params={},
+        )
+        assert huge.status_code == 413
+
+
+def test_ending_rooms(server: Server) -> None:
+    with server.client() as c:
+        ended = c.post("/v1/rooms/game5/end", headers=AUTH).json()
+        assert ended["status"] == "ended" and ended["ended_at"]
+        assert c.post("/v1/rooms/nothing/end", headers=AUTH).status_code == 404
+        assert c.get("/v1/rooms/nothing").status_code == 404
+        time.sleep(0.5)
+        retrieved = c.post("/v1/rank", json={"user_id": "user2", "k": 20}).json()
+        assert "game5" not in {i["room_id"] for i in retrieved["items"]}
+
+
+def test_metrics_and_experiments(server: Server) -> None:
+    with server.client() as c:
+        text = c.get("/metrics").text
+        for name in (
+            "lucidrec_request_seconds_bucket",
+            "lucidrec_queue_depth",
+            "lucidrec_sync_lag_seconds",
+            "lucidrec_table_rows",
+            "lucidrec_warmup_stage",
+            "lucidrec_encode_failures",
+        ):
+            assert name in text
+        experiments = c.get("/v1/experiments").json()
+        assert experiments["experiments"][0]["name"] == "retire_ids"
+        assert experiments["last_error"] is None
+
+
+def test_posted_events_change_the_users_ranking_within_a_second_without_training(
+    server: Server, tmp_path
+) -> None:
+    """A second API on the same catalog and models but its own broker: no trainer sees its
+    events, so a change in ranking can only come from the user's history tokens."""
+    env = api_env(
+        tmp_path,
+        LUCIDREC_CATALOG__URL=server.settings.catalog.url,
+        LUCIDREC_MODEL_STORE=server.settings.model_store,
+        LUCIDREC_EXPERIMENTS_FILE=server.env["LUCIDREC_EXPERIMENTS_FILE"],
+    )
+    url, proc = start_server(env, tmp_path / "serve.log", "--no-worker")
+    try:
+        with httpx.Client(base_url=url, timeout=30) as c:
+
+            def ranked(user: str) -> list[tuple[str, float]]:
+                out = c.post("/v1/rank", json={"user_id": user, "candidates": ROOMS, "k": 12})
+                return [(i["room_id"], round(i["score"], 6)) for i in out.json()["items"]]
+
+            user, other = "session-user", "bystander"
+            before, other_before = ranked(user), ranked(other)
+            events = [
+                {
+                    "event_id": f"s{j}",
+                    "ts": time.time() - 10 + j,  # now: history tokens weigh by recency
+                    "user_id": user,
+                    "room_id": room,
+                    "labels": {"click": 1.0, "watch_s": 120.0},
+                }
+                for j, room in enumerate(["cook0", "cook2", "cook3"])
+            ]
+            posted = time.monotonic()
+            assert c.post("/v1/events", headers=AUTH, json={"events": events}).status_code == 202
+            wait_until(lambda: ranked(user) != before, timeout=1.0, interval=0.05)
+            assert time.monotonic() - posted < 1.0
+            assert ranked(other) == other_before  # nothing else moved: no training happened
+    finally:
+        stop(proc)
+
+
+def test_schema_fuzzing_never_gets_a_server_error(server: Server) -> None:
+    """schemathesis generates requests for every operation of the OpenAPI schema (with the
+    API key, so write routes are fuzzed past auth); none may answer 5xx."""
+    schema = schemathesis.openapi.from_url(f"{server.url}/schema/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 9
+    for operation in operations:
+
+        @given(case=operation.as_strategy())
+        @settings(
+            max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+        )
+        def no_server_error(case) -> None:
+            response = case.call(headers=AUTH, timeout=30)
+            assert response.status_code < 500, (
+                f"{case.method} {case.formatted_path}: {response.status_code} {response.text[:300]}"
+            )
+
+        no_server_error()

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import subprocess
 import sys
 
 import click
 
 from api.cli.context import AppContext
+
+
+def _die_with_parent() -> None:
+    """In the embedded worker (Linux): get SIGTERM when ``serve`` dies, even by SIGKILL."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
 
 
 @click.command()

@@ -1,8 +1,11 @@
 """The catalog's rooms and codes, cached in memory and refreshed incrementally.
 
-Every ``interval_s`` the cache asks the catalog for rooms updated since the
-newest change it has seen (minus a lookback window, since a transaction that
-began earlier can commit later), so a refresh costs one indexed query. Readers
+Every ``interval_s`` the cache asks the catalog for rooms updated since its
+previous query, minus a lookback window: a transaction stamps ``updated_at``
+before it commits, so a row can appear up to that long after its stamp. After
+a quiet spell the window holds nothing and a refresh costs one indexed query
+that returns no rows; rows read again inside the window are compared and only
+real changes rebuild the arrays. Readers
 get an immutable :class:`RoomTable` of arrays, rebuilt only when something
 changed: a request never sees a half-applied refresh, and all rooms in it come
 from one catalog read, hence one codebook version.
@@ -71,7 +74,7 @@ class RoomCache:
         self.levels = levels
         self.interval_s = interval_s
         self._rooms: dict[str, RoomView] = {}
-        self._newest = -np.inf
+        self._last_query: float | None = None
         self._next = 0.0
         self._lock = threading.Lock()
         self._table = RoomTable.build([], levels)
@@ -83,20 +86,23 @@ class RoomCache:
         return self._table
 
     def refresh(self) -> int:
-        """Pull rooms changed since the last refresh; returns how many came back."""
+        """Pull rooms changed since the last refresh; returns how many really changed."""
         with self._lock:
             self._next = time.monotonic() + self.interval_s
-            since = None if self._newest == -np.inf else self._newest - LOOKBACK_S
-            changed = self.catalog.rooms(updated_since=since)
+            since = None if self._last_query is None else self._last_query - LOOKBACK_S
+            self._last_query = time.time()
+            changed = [
+                r
+                for r in self.catalog.rooms(updated_since=since)
+                if (known := self._rooms.get(r.room_id)) is None or known.updated_at != r.updated_at
+            ]
             if not changed:
                 return 0
             active = self.catalog.active_codebook()
             version = active.version if active else None
-            stale_version = self._table.codebook_version not in (None, version)
             for room in changed:
                 self._rooms[room.room_id] = room
-                self._newest = max(self._newest, room.updated_at)
-            if stale_version:
+            if self._table.codebook_version not in (None, version):
                 # a codebook switch touches every room; read them all in one go
                 self._rooms = {r.room_id: r for r in self.catalog.rooms()}
             self._table = RoomTable.build(list(self._rooms.values()), self.levels)

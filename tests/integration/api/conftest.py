@@ -9,6 +9,7 @@ experiments file have a model.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -87,12 +88,14 @@ def start_server(env: dict[str, str], log: Path, *flags: str) -> tuple[str, subp
 
 
 def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM to the server's process group (the API and its embedded worker), then SIGKILL."""
     if proc.poll() is None:
-        proc.terminate()
+        os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
 
 
 def slices(topic: str, room: int, count: int) -> list[dict]:

@@ -1,0 +1,177 @@
+"""``POST /v1/rank`` with 1000 candidates through HTTP against in-process RankerServer scoring.
+
+Setup (in a temporary data dir, default profile): 1200 rooms with random
+128-d embeddings in a SQLite catalog, a codebook fitted on them, and a
+``staged`` ranker trained on 20k synthetic events and published to the model
+store. Then ``lucidrec serve --no-worker`` on a free port is driven by an async
+client at concurrency 1, 8 and 32; the baseline scores the same requests with
+``RankerServer.score`` in this process. Overhead ratio = HTTP p50 at
+concurrency 1 / in-process p50. Prints one JSON.
+
+    python bench/api.py [--requests 400]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import emit, log
+from configs import load_settings
+from ranker import (
+    Candidates,
+    EventBatch,
+    History,
+    ModelStore,
+    OnlineTrainer,
+    RankerServer,
+    RankRequest,
+    id_key,
+    id_keys,
+)
+from tests.integration.api.conftest import api_env, start_server, stop
+from workers.catalog import Catalog, SliceRecord
+from workers.codebooks import retrain_from_catalog
+
+ROOMS, K = 1200, 1000
+
+
+def prepare(data: Path) -> tuple[dict[str, str], list[str]]:
+    env = api_env(
+        data, LUCIDREC_CONFIG="default", LUCIDREC_EXPERIMENTS_FILE="", LUCIDREC_API__API_KEYS="[]"
+    )
+    env.pop("LUCIDREC_EXPERIMENTS_FILE")
+    settings = load_settings(env=env)
+    catalog = Catalog(settings.catalog.url)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((ROOMS * 2, 128)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    now = time.time()
+    catalog.store_encoded(
+        [SliceRecord(f"s{i}", f"room{i // 2}", now - 600 + i % 2, x[i]) for i in range(len(x))],
+        None,
+    )
+    retrain_from_catalog(settings, progress=False)
+    rooms = catalog.rooms()
+    trainer = OnlineTrainer(
+        settings.ranker, ModelStore.open(Path(settings.model_store) / "ranker", "staged")
+    )
+    n = 20_000
+    pick = rng.integers(0, len(rooms), n)
+    trainer.train(
+        EventBatch(
+            ts=now - 300 + np.arange(n) * 0.01,
+            user=id_keys([f"u{i % 500}" for i in range(n)]),
+            room=id_keys([rooms[p].room_id for p in pick]),
+            room_lucid=np.array([rooms[p].room_lucid for p in pick]),
+            slice_lucid=np.array([rooms[p].latest_slice_lucid for p in pick]),
+            room_age_s=np.full(n, 300.0),
+            context=np.zeros((n, len(settings.ranker.context)), int),
+            labels={"click": (rng.random(n) < 0.3).astype(float)},
+        )
+    )
+    trainer.save_snapshot()
+    catalog.close()
+    return env, [r.room_id for r in rooms][:K]
+
+
+def in_process(env: dict[str, str], candidates: list[str], requests: int) -> list[float]:
+    settings = load_settings(env=env)
+    server = RankerServer(ModelStore.open(Path(settings.model_store) / "ranker", "staged"))
+    catalog = Catalog(settings.catalog.url)
+    rooms = {r.room_id: r for r in catalog.rooms(room_ids=candidates)}
+    levels = settings.ranker.lucid.levels
+    times = []
+    for i in range(requests):
+        request = RankRequest(
+            user=id_key(f"user{i}"),
+            ts=time.time(),
+            context=np.zeros(3, dtype=np.int64),
+            history=History(
+                codes=np.zeros((1, 50, levels), int),
+                ts=np.zeros((1, 50)),
+                mask=np.zeros((1, 50), bool),
+            ),
+            candidates=Candidates(
+                room=id_keys(candidates),
+                room_lucid=np.array([rooms[c].room_lucid for c in candidates]),
+                slice_lucid=np.array([rooms[c].latest_slice_lucid for c in candidates]),
+                room_age_s=np.full(len(candidates), 300.0),
+            ),
+        )
+        start = time.perf_counter()
+        server.score(request, settings.serving.task_weights)
+        times.append(time.perf_counter() - start)
+    catalog.close()
+    return times
+
+
+async def load(url: str, candidates: list[str], concurrency: int, requests: int) -> dict:
+    latencies: list[float] = []
+    body = {"candidates": candidates, "k": 50}
+    counter = iter(range(requests))
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        for i in counter:
+            start = time.perf_counter()
+            response = await client.post("/v1/rank", json=body | {"user_id": f"user{i}"})
+            latencies.append(time.perf_counter() - start)
+            assert response.status_code == 200, response.text
+
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+        await client.post("/v1/rank", json=body | {"user_id": "warm"})
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    return {
+        "p50_ms": 1000 * float(np.percentile(latencies, 50)),
+        "p99_ms": 1000 * float(np.percentile(latencies, 99)),
+        "requests_per_s": requests / elapsed,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=400)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        log("preparing a catalog of 1200 rooms, a codebook and a trained model")
+        env, candidates = prepare(Path(tmp))
+        baseline = in_process(env, candidates, args.requests)
+        url, proc = start_server(env, Path(tmp) / "serve.log", "--no-worker")
+        try:
+            http = {}
+            for concurrency in (1, 8, 32):
+                log(f"HTTP at concurrency {concurrency}")
+                http[str(concurrency)] = asyncio.run(
+                    load(url, candidates, concurrency, args.requests)
+                )
+        finally:
+            stop(proc)
+    base_p50 = 1000 * float(np.percentile(baseline, 50))
+    emit(
+        {
+            "candidates": K,
+            "in_process": {"p50_ms": base_p50, "p99_ms": 1000 * float(np.percentile(baseline, 99))},
+            "http": http,
+            "overhead_ratio": http["1"]["p50_ms"] / base_p50,
+            "goals": {
+                "p99_at_most_30ms_at_concurrency_8": http["8"]["p99_ms"] <= 30.0,
+                "overhead_ratio_at_most_1_5": http["1"]["p50_ms"] / base_p50 <= 1.5,
+            },
+        }
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -15,10 +16,8 @@ from api.cli.context import AppContext
 
 def _die_with_parent() -> None:
     """In the embedded worker (Linux): get SIGTERM when ``serve`` dies, even by SIGKILL."""
-    try:
+    with contextlib.suppress(OSError):  # not Linux: the worker is stopped by serve's finally
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 @click.command()

@@ -1,12 +1,13 @@
-# Two entry points for a fresh machine: `make test` (install + whole suite) and,
-# once the API lands, `make run`. torch is pinned by constraints.txt to the CPU
+# Two entry points for a fresh machine: `make run` (install + the service on the
+# embedded default, seeded with a demo catalog on first start) and `make test`
+# (install + the whole suite). torch is pinned by constraints.txt to the CPU
 # build on disk; pyproject keeps a range so other installs can pick their own.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint bench clean
+.PHONY: install run test lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,6 +15,9 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 install: $(STAMP)
+
+run: install
+	$(VENV)/bin/lucidrec serve --demo
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -24,6 +28,8 @@ test: lint
 
 bench: install
 	$(PY) bench/quantizer.py
+	$(PY) bench/workers.py
+	$(PY) bench/api.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

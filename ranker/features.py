@@ -77,7 +77,7 @@ class _TableLookup:
         sparse: SparseStep | None,
     ) -> None:
         flat = np.concatenate([p.reshape(-1) for p in parts.values()])
-        if step is None or sparse is None:
+        if sparse is None or step is None:  # a served lookup
             index = table.rows(flat)
             self.weight = table.weight
         else:

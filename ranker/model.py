@@ -2,12 +2,18 @@
 
 Late fusion: every feature is its own token. User-side tokens (user id, in-session
 history, long-term history, context) and candidate-side tokens (readout, room
-LUCID, slice LUCID, room age, item ID) go through one transformer with one rule:
+LUCID, slice LUCID, interest, room age, item ID) go through one transformer with one rule:
 user-side tokens attend only to user-side tokens, candidate-side tokens attend to
 everything. The user side therefore does not depend on the candidate, so a request
 computes it once (batch 1) and its keys and values are broadcast to all K
 candidates, while training runs the same function with one user row per example.
 The readout token's last state feeds the multi-task head (one logit per task).
+
+The *interest* token is the one explicit cross feature: the candidate's room LUCID
+times (elementwise) the pooled in-session and long-term history, projected. Without
+it the model must discover "does this room match what the user watched" through two
+hops of attention; with it the synthetic stream's held-out AUC goes from 0.76 (what
+room quality alone gives) to 0.85 in the same number of events.
 
 Shapes (W = backbone width, D = table dim, F = D, or L*D with ``combine: concat``)::
 
@@ -22,7 +28,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.nn.functional import scaled_dot_product_attention
 
 from configs.ranker import RankerSettings
 from ranker.warmup import candidate_tokens
@@ -43,6 +48,22 @@ class TokenInputs:
     slice: torch.Tensor | None = None
     item: torch.Tensor | None = None
     item_keep: torch.Tensor | None = None  # None: the item token is seen by every example
+
+
+def attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
+) -> torch.Tensor:
+    """Softmax attention (N, h, Tq, d) over a handful of keys; ``mask`` True = visible.
+
+    Written out because our sequences are ~10 tokens long and there are thousands of
+    them: torch's fused CPU attention and softmax kernels are 2-4x slower at that shape
+    than two batched matmuls and a softmax made of elementwise ops.
+    """
+    scores = torch.matmul(q, k.transpose(-1, -2)) * q.shape[-1] ** -0.5
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = (scores - scores.amax(dim=-1, keepdim=True)).exp()
+    return torch.matmul(weights / weights.sum(dim=-1, keepdim=True), v)
 
 
 class Block(nn.Module):
@@ -66,7 +87,7 @@ class Block(nn.Module):
     def _attend(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
     ) -> torch.Tensor:
-        a = scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        a = attention(q, k, v, mask)
         n, h, t, d = a.shape
         return self.out(a.transpose(1, 2).reshape(n, t, h * d))
 

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.nn.functional import embedding
 
 from configs.ranker import SparseSettings
 from ranker.errors import RankerError
@@ -86,8 +85,13 @@ class CollisionlessTable:
         return rows.reshape(np.shape(keys))
 
     def embed(self, rows: np.ndarray) -> torch.Tensor:
-        """The rows' vectors (…, dim) without gradient, as ``nn.Embedding`` would index them."""
-        return embedding(torch.from_numpy(rows), self.weight)
+        """The rows' vectors (…, dim), without gradient.
+
+        A numpy gather: as fast as ``nn.Embedding`` on one thread, and it does not wake
+        torch's thread pool between the numpy key lookup and the gather (on a busy
+        2-core machine that wake-up alone cost milliseconds per call).
+        """
+        return torch.from_numpy(self.weight.numpy().take(rows, axis=0))
 
     def lookup(self, keys: np.ndarray) -> torch.Tensor:
         """Vectors (…, dim) of ``keys`` (any shape): own row, or the default row."""

@@ -75,8 +75,9 @@ class OnlineTrainer:
         self.settings = settings
         self.core = core or RankerCore(settings, trainable=True)
         self.history = HistoryStore(settings.history.length, settings.lucid.levels)
+        # foreach: one fused update over all ~50 small tensors, half the time of the loop
         self.optimizer = torch.optim.Adam(
-            self.core.model.parameters(), lr=settings.training.dense_lr
+            self.core.model.parameters(), lr=settings.training.dense_lr, foreach=True
         )
         self.generator = torch.Generator().manual_seed(settings.training.seed)
         self.event_time = -np.inf

@@ -33,6 +33,11 @@ def _rows(name: str, array: np.ndarray, n: int, ndim: int) -> None:
         raise RankerError(f"{name} must have {ndim} dimension(s) and {n} rows, got {array.shape}")
 
 
+def _finite(name: str, array: np.ndarray) -> None:
+    if not np.isfinite(np.asarray(array, dtype=np.float64)).all():
+        raise RankerError(f"{name} must be finite seconds, got NaN or inf")
+
+
 @dataclass(frozen=True)
 class History:
     """Recent engagements of n users: newest first, ``mask`` marks the filled entries."""
@@ -72,6 +77,7 @@ class Candidates:
         _rows("candidates.room_lucid", self.room_lucid, k, 2)
         _rows("candidates.slice_lucid", self.slice_lucid, k, 2)
         _rows("candidates.room_age_s", self.room_age_s, k, 1)
+        _finite("candidates.room_age_s", self.room_age_s)
 
     def __len__(self) -> int:
         return len(self.room)
@@ -106,6 +112,8 @@ class EventBatch:
             if name not in LABELS:
                 raise RankerError(f"unknown label {name!r}; labels are {', '.join(LABELS)}")
             _rows(f"labels[{name!r}]", np.asarray(values), n, 1)
+        _finite("ts", self.ts)
+        _finite("room_age_s", self.room_age_s)
         if self.history is not None and len(self.history) != n:
             raise RankerError(f"history has {len(self.history)} rows for {n} events")
 
@@ -156,6 +164,7 @@ class RankRequest:
             raise RankerError(f"a request carries one user's history, got {len(self.history)}")
         if np.ndim(self.context) != 1:
             raise RankerError(f"request context must be (C,), got {np.shape(self.context)}")
+        _finite("request ts", np.array([self.ts]))
 
 
 @dataclass(frozen=True)

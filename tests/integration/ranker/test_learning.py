@@ -7,7 +7,10 @@ cannot tell unseen rooms apart. 50k training events per variant.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
+import torch
 
 from ranker import OnlineTrainer, auc
 from ranker.synthetic import SyntheticStream
@@ -34,7 +37,17 @@ def held_out_aucs(variant: str) -> tuple[float, float]:
     )
 
 
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """A model this small runs no faster on two threads, and one does not fight the suite."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.mark.slow
+@pytest.mark.usefixtures("one_thread")
 def test_lucid_only_generalises_to_unseen_rooms_and_id_only_does_not() -> None:
     lucid_held_out, lucid_unseen = held_out_aucs("lucid_only")
     id_held_out, id_unseen = held_out_aucs("id_only")

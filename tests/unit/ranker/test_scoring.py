@@ -67,3 +67,5 @@ def test_inconsistent_shapes_fail_when_the_batch_is_made() -> None:
         _with(batch, user=batch.user[:5])
     with pytest.raises(RankerError, match="unknown label 'gift'"):
         _with(batch, labels={"gift": np.zeros(8)})
+    with pytest.raises(RankerError, match="ts must be finite"):
+        _with(batch, ts=np.full(8, np.nan))

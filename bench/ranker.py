@@ -1,0 +1,294 @@
+"""The ranker: table lookup, scoring latency, training throughput and freshness.
+
+(a) lookup of 10k-key batches in a 1M-key collisionless table, against a Python
+    dict loop and against ``torch.nn.Embedding`` indexing with known row ids (the floor);
+(b) p50/p99 latency of scoring one request of 1000 candidates with H=50 history on a
+    RankerServer, with 1 and 2 torch threads;
+(c) training throughput (events/s) of the default ``staged`` trainer, histories full;
+(d) freshness: seconds from a probe event entering a trainer (trained continuously in
+    a thread) to a changed score on a RankerServer polling the store.
+
+Default settings throughout (L=4, N=64, 32-d rows, width 32, 2 layers); baselines are
+measured in the same run. Prints one JSON document.
+
+    python bench/ranker.py [--sparse-interval S] [--probes 5] [--requests 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import queue
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import msgspec
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import emit, log
+from configs.ranker import RankerSettings
+from ranker import (
+    Candidates,
+    CollisionlessTable,
+    EventBatch,
+    ModelStore,
+    OnlineTrainer,
+    RankerServer,
+    RankRequest,
+    id_keys,
+)
+from ranker.synthetic import SyntheticStream
+
+T = TypeVar("T")
+WEIGHTS = {"click": 1.0, "quality_watch": 1.0, "like": 0.5, "follow": 0.5}
+LOOKUP_KEYS, LOOKUP_BATCH = 1_000_000, 10_000
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    ms = np.array(samples) * 1e3
+    return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
+
+
+def median_us(fn: Callable[[T], object], inputs: list[T], repeat: int) -> float:
+    """Median microseconds of ``fn`` over ``repeat`` calls, cycling through ``inputs``."""
+    times = []
+    for i in range(repeat):
+        arg = inputs[i % len(inputs)]
+        start = time.perf_counter()
+        fn(arg)
+        times.append(time.perf_counter() - start)
+    return float(np.median(times) * 1e6)
+
+
+def lookup(settings: RankerSettings) -> dict[str, object]:
+    """(a) 10k-key batches from a 1M-key table vs. a dict loop and nn.Embedding indexing."""
+    log(f"[lookup] filling a table with {LOOKUP_KEYS:,} keys")
+    rng = np.random.default_rng(0)
+    spec = msgspec.structs.replace(settings.sparse, min_count=1)
+    table = CollisionlessTable("bench", spec)
+    keys = rng.integers(0, 2**62, LOOKUP_KEYS)
+    for chunk in np.array_split(keys, 100):
+        table.train_rows(chunk, now=0.0, version=1)
+    rows_of = dict(zip(keys.tolist(), table.rows(keys).tolist(), strict=True))
+    embedding = torch.nn.Embedding(table.weight.shape[0], spec.dim)
+    queries = [keys[rng.integers(0, keys.size, LOOKUP_BATCH)] for _ in range(50)]
+    row_ids = [torch.from_numpy(table.rows(q)) for q in queries]
+    out: dict[str, object] = {"table_keys": LOOKUP_KEYS, "batch": LOOKUP_BATCH, "dim": spec.dim}
+    with torch.no_grad():
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            ours = median_us(table.lookup, queries, 300)
+            floor = median_us(embedding, row_ids, 300)
+            out[f"threads_{threads}"] = {
+                "ours_us": ours,
+                "nn_embedding_us": floor,
+                "ratio_to_nn_embedding": ours / floor,
+            }
+
+        def dict_loop(q: np.ndarray) -> torch.Tensor:
+            return embedding(torch.tensor([rows_of.get(k, 0) for k in q.tolist()]))
+
+        out["python_dict_loop_us"] = median_us(dict_loop, queries, 20)
+    out["speedup_over_dict_loop"] = out["python_dict_loop_us"] / out["threads_1"]["ours_us"]
+    out["goal_within_3x_of_nn_embedding"] = all(
+        out[f"threads_{t}"]["ratio_to_nn_embedding"] <= 3.0 for t in (1, 2)
+    )
+    return out
+
+
+def bench_stream(settings: RankerSettings) -> SyntheticStream:
+    """20k rooms; 500 users, so that 200k warm-up events fill their histories (H=50)."""
+    lucid = settings.lucid
+    return SyntheticStream(
+        users=500,
+        seen_rooms=20_000,
+        unseen_rooms=1000,
+        levels=lucid.levels,
+        codes=lucid.codes,
+        context_sizes=tuple(f.size for f in settings.context),
+        seed=0,
+    )
+
+
+def training(settings: RankerSettings, trainer: OnlineTrainer, events: SyntheticStream) -> dict:
+    """(c) events/s of ``train`` once histories are full (after a warm-up)."""
+    torch.set_num_threads(2)
+    log("[train] warm-up: 200k events to fill histories and tables")
+    for _ in range(200):
+        trainer.train(events.batch(1000))
+    filled = trainer.history.read(events.user_keys).mask.sum(axis=1).mean()
+    batches = [events.batch(2560) for _ in range(30)]
+    start = time.perf_counter()
+    for batch in batches:
+        trainer.train(batch)
+    seconds = time.perf_counter() - start
+    rate = sum(len(b) for b in batches) / seconds
+    log(f"[train] {rate:,.0f} events/s")
+    return {
+        "events_per_s": rate,
+        "batch_size": settings.training.batch_size,
+        "mean_history_length": float(filled),
+        "goal_at_least_5k_events_per_s": rate >= 5000,
+    }
+
+
+def request_of(
+    events: SyntheticStream,
+    trainer: OnlineTrainer,
+    k: int,
+    seed: int,
+    first: EventBatch | None = None,
+) -> RankRequest:
+    """A request of a random user for ``k`` random rooms (the first one taken from ``first``)."""
+    rng = np.random.default_rng(seed)
+    user = events.user_keys[rng.integers(0, len(events.user_keys))]
+    rooms = rng.choice(len(events.room_codes), size=k, replace=False)
+    room, room_lucid = events.room_keys[rooms], events.room_codes[rooms]
+    if first is not None:
+        room[0], room_lucid[0] = first.room[0], first.room_lucid[0]
+    return RankRequest(
+        user=int(user),
+        ts=events.ts,
+        context=events.batch(1).context[0],
+        history=trainer.history.read(np.array([user])),
+        candidates=Candidates(
+            room=room,
+            room_lucid=room_lucid,
+            slice_lucid=events.slice_codes[rooms],
+            room_age_s=rng.uniform(0, 7200, k),
+        ),
+    )
+
+
+def scoring(server: RankerServer, trainer: OnlineTrainer, events: SyntheticStream, n: int) -> dict:
+    """(b) latency of one request of 1000 candidates with a full history (H=50)."""
+    requests = [request_of(events, trainer, 1000, seed) for seed in range(n)]
+    history_length = float(np.mean([r.history.mask.sum() for r in requests]))
+    out: dict[str, object] = {"candidates": 1000, "mean_history_length": history_length}
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        for request in requests[:20]:
+            server.score(request, WEIGHTS)
+        samples = []
+        for request in requests:
+            start = time.perf_counter()
+            server.score(request, WEIGHTS)
+            samples.append(time.perf_counter() - start)
+        out[f"threads_{threads}"] = percentiles(samples)
+        log(f"[score] {threads} thread(s): {out[f'threads_{threads}']}")
+    out["goal_p99_at_most_15ms"] = all(out[f"threads_{t}"]["p99_ms"] <= 15.0 for t in (1, 2))
+    torch.set_num_threads(2)
+    return out
+
+
+def probe_batch(events: SyntheticStream, probe: int) -> EventBatch:
+    """Clicks of new users on one new room: only this probe touches that room's item row."""
+    batch = events.batch(8)
+    room = id_keys([f"probe-room-{probe}"])
+    return EventBatch(
+        ts=batch.ts,
+        user=id_keys(f"probe-user-{probe}-{i}" for i in range(8)),
+        room=np.repeat(room, 8),
+        room_lucid=np.repeat(batch.room_lucid[:1], 8, axis=0),
+        slice_lucid=np.repeat(batch.slice_lucid[:1], 8, axis=0),
+        room_age_s=np.full(8, 60.0),
+        context=batch.context,
+        labels={"click": np.ones(8), "watch_s": np.full(8, 120.0)},
+    )
+
+
+def freshness(
+    trainer: OnlineTrainer,
+    server: RankerServer,
+    events: SyntheticStream,
+    probes: int,
+    interval: float,
+) -> dict:
+    """(d) event entering the trainer -> changed score on a server polling the store."""
+    inbox: queue.Queue[tuple[int, EventBatch]] = queue.Queue()
+    entered: dict[int, float] = {}
+    stop = threading.Event()
+    batches = [probe_batch(events, probe) for probe in range(probes)]
+    requests = [
+        request_of(events, trainer, 100, seed=10_000 + p, first=b) for p, b in enumerate(batches)
+    ]
+
+    def train_forever() -> None:  # a steady stream of about 2000 events/s, probes mixed in
+        while not stop.is_set():
+            try:
+                probe, batch = inbox.get_nowait()
+                entered[probe] = time.perf_counter()
+            except queue.Empty:
+                batch = events.batch(256)
+            trainer.train(batch)
+            time.sleep(0.1)
+
+    worker = threading.Thread(target=train_forever, daemon=True)
+    worker.start()
+    rng = np.random.default_rng(1)
+    lags = []
+    for probe, (batch, request) in enumerate(zip(batches, requests, strict=True)):
+        time.sleep(rng.uniform(0.0, interval))  # land anywhere in the sync cycle
+        server.refresh()
+        before = server.score(request, WEIGHTS).score[0]
+        inbox.put((probe, batch))
+        while True:
+            server.refresh()
+            own_row = server.core.tables["item"].rows(batch.room[:1])[0] > 0
+            score = server.score(request, WEIGHTS).score[0]
+            if own_row and score != before:
+                lags.append(time.perf_counter() - entered[probe])
+                log(f"[fresh] probe {probe}: {lags[-1]:.2f} s (score {before:.4f} -> {score:.4f})")
+                break
+            time.sleep(0.02)
+    stop.set()
+    worker.join()
+    return {
+        "sparse_interval_s": interval,
+        "poll_interval_s": 0.02,
+        "lags_s": lags,
+        "median_s": float(np.median(lags)),
+        "max_s": float(np.max(lags)),
+        "goal_at_most_twice_the_sparse_interval": float(np.max(lags)) <= 2 * interval,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--sparse-interval", type=float, default=None, help="sync.sparse_interval_s"
+    )
+    parser.add_argument("--probes", type=int, default=5)
+    parser.add_argument("--requests", type=int, default=300)
+    args = parser.parse_args()
+    settings = RankerSettings()
+    if args.sparse_interval is not None:
+        settings = msgspec.structs.replace(
+            settings,
+            sync=msgspec.structs.replace(settings.sync, sparse_interval_s=args.sparse_interval),
+        )
+    torch.manual_seed(0)
+    results: dict[str, object] = {"settings": msgspec.to_builtins(settings)}
+    results["lookup"] = lookup(settings)
+    with tempfile.TemporaryDirectory() as root:
+        store = ModelStore.open(root, settings.variant)
+        events = bench_stream(settings)
+        trainer = OnlineTrainer(settings, store)
+        results["training"] = training(settings, trainer, events)
+        trainer.save_snapshot()
+        server = RankerServer(store)
+        results["scoring"] = scoring(server, trainer, events, args.requests)
+        interval = settings.sync.sparse_interval_s
+        results["freshness"] = freshness(trainer, server, events, args.probes, interval)
+    emit(results)
+
+
+if __name__ == "__main__":
+    main()

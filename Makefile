@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench clean openclip-env
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,16 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# open_clip needs torchvision, which breaks transformers in .venv: it gets its own
+# environment, and the open_clip backend test runs its code there.
+OPENCLIP_VENV := .venv-openclip
+$(OPENCLIP_VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(OPENCLIP_VENV)/bin/python || $(PYTHON) -m venv $(OPENCLIP_VENV)
+	$(OPENCLIP_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[open-clip]'
+	touch $@
+
+openclip-env: $(OPENCLIP_VENV)/.installed
+
 run: install
 	$(VENV)/bin/lucidrec serve --demo
 
@@ -23,7 +33,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: lint
+test: lint openclip-env
 	$(PY) -m pytest
 
 bench: install

@@ -8,6 +8,7 @@ nests); values are parsed as YAML, so numbers, booleans and lists work.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -140,15 +141,20 @@ def convert_settings(
         raise SettingsError(describe_validation_error(exc, source, env_paths or {})) from None
 
 
+# msgspec ends a message with " - at `$.a.b`", or " - at `key` in `$.a.b`" for a bad mapping key
+_WHERE = re.compile(r" - at (?P<is_key>`key` in )?`\$(?P<path>[^`]*)`$")
+
+
 def describe_validation_error(
     exc: msgspec.ValidationError, source: str, env_paths: Mapping[tuple[str, ...], str]
 ) -> str:
     """Turn msgspec's ``Expected ... - at `$.a.b``` into ``a.b: expected ... (in SOURCE)``."""
     message = str(exc)
-    problem, _, where = message.rpartition(" - at `$")
-    if not problem:
-        problem, where = message, ""
-    key = where.rstrip("`").lstrip(".")
+    match = _WHERE.search(message)
+    problem = message[: match.start()] if match else message
+    key = match["path"].lstrip(".") if match else ""
+    if match and match["is_key"]:
+        problem = f"{problem} (as a key)"
     if problem.startswith("Object contains unknown field"):
         field = problem.split("`")[1]
         key = f"{key}.{field}" if key else field

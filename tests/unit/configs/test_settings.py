@@ -99,3 +99,9 @@ def test_replace_validated_checks_the_new_values() -> None:
     assert replace_validated(section, codes=32, seed=None).codes == 32
     with pytest.raises(SettingsError, match="codes"):
         replace_validated(section, codes=1)
+
+
+def test_bad_mapping_key_is_named_with_its_mapping() -> None:
+    with pytest.raises(SettingsError) as err:
+        load_settings("default", env={"LUCIDREC_ENCODER__TEXT__FIELD_BUDGET": "{bogus: 3}"})
+    assert str(err.value).startswith("encoder.text.field_budget: invalid enum value 'bogus'")

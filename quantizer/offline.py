@@ -21,6 +21,20 @@ from quantizer.report import quality_report
 from quantizer.rq_kmeans import RQKMeans
 
 
+def _new_output(out: str | os.PathLike[str]) -> Path:
+    """``out`` as a path that does not exist yet: outputs are never overwritten."""
+    out = Path(out)
+    if out.exists():
+        raise QuantizerError(f"{out} already exists; remove it or choose another --out")
+    return out
+
+
+def _source(embeddings: str | os.PathLike[str] | EmbeddingSource) -> EmbeddingSource:
+    return (
+        embeddings if isinstance(embeddings, EmbeddingSource) else EmbeddingSource.open(embeddings)
+    )
+
+
 def retrain(
     embeddings: str | os.PathLike[str] | EmbeddingSource,
     out: str | os.PathLike[str],
@@ -30,12 +44,7 @@ def retrain(
     progress: bool = True,
 ) -> Codebook:
     """Fit a codebook on ``embeddings``, write it to ``out`` (a new folder) and return it."""
-    out = Path(out)
-    if out.exists():
-        raise QuantizerError(f"{out} already exists; codebooks are immutable, choose a new --out")
-    source = (
-        embeddings if isinstance(embeddings, EmbeddingSource) else EmbeddingSource.open(embeddings)
-    )
+    out, source = _new_output(out), _source(embeddings)
     source.validate(settings.batch_size)
     parent_book = Codebook.load(parent) if isinstance(parent, (str, os.PathLike)) else parent
     model = RQKMeans.from_settings(settings, progress=progress)
@@ -63,12 +72,7 @@ def encode_file(
     progress: bool = True,
 ) -> int:
     """Stream the codes of ``embeddings`` into a new ``.npy`` file (int32, (n, L)); return n."""
-    out = Path(out)
-    if out.exists():
-        raise QuantizerError(f"{out} already exists; remove it or choose another --out")
-    source = (
-        embeddings if isinstance(embeddings, EmbeddingSource) else EmbeddingSource.open(embeddings)
-    )
+    out, source = _new_output(out), _source(embeddings)
     if source.dim != codebook.dim:
         raise QuantizerError(f"vectors have dim {source.dim}, the codebook expects {codebook.dim}")
     tmp = out.with_name(f".{out.name}.partial")

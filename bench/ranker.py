@@ -118,25 +118,28 @@ def bench_stream(settings: RankerSettings) -> SyntheticStream:
 
 
 def training(settings: RankerSettings, trainer: OnlineTrainer, events: SyntheticStream) -> dict:
-    """(c) events/s of ``train`` once histories are full (after a warm-up)."""
-    torch.set_num_threads(2)
+    """(c) events/s of ``train`` once histories are full (after a warm-up), 1 and 2 threads."""
     log("[train] warm-up: 200k events to fill histories and tables")
+    torch.set_num_threads(1)
     for _ in range(200):
         trainer.train(events.batch(1000))
     filled = trainer.history.read(events.user_keys).mask.sum(axis=1).mean()
-    batches = [events.batch(2560) for _ in range(30)]
-    start = time.perf_counter()
-    for batch in batches:
-        trainer.train(batch)
-    seconds = time.perf_counter() - start
-    rate = sum(len(b) for b in batches) / seconds
-    log(f"[train] {rate:,.0f} events/s")
-    return {
-        "events_per_s": rate,
+    out: dict[str, object] = {
         "batch_size": settings.training.batch_size,
         "mean_history_length": float(filled),
-        "goal_at_least_5k_events_per_s": rate >= 5000,
     }
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        batches = [events.batch(2560) for _ in range(20)]
+        start = time.perf_counter()
+        for batch in batches:
+            trainer.train(batch)
+        rate = sum(len(b) for b in batches) / (time.perf_counter() - start)
+        out[f"threads_{threads}_events_per_s"] = rate
+        log(f"[train] {threads} thread(s): {rate:,.0f} events/s")
+    best = max(out["threads_1_events_per_s"], out["threads_2_events_per_s"])
+    out["goal_at_least_5k_events_per_s"] = best >= 5000
+    return out
 
 
 def request_of(
@@ -230,6 +233,7 @@ def freshness(
             trainer.train(batch)
             time.sleep(0.1)
 
+    torch.set_num_threads(1)  # trainer and server share this process here; not in production
     worker = threading.Thread(target=train_forever, daemon=True)
     worker.start()
     rng = np.random.default_rng(1)

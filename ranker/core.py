@@ -79,7 +79,7 @@ class RankerCore:
     def predict(self, batch: EventBatch, history: History) -> np.ndarray:
         """Probabilities (n, T) of the events, without any update."""
         self.model.eval()
-        with torch.no_grad():
+        with torch.inference_mode():
             logits, _ = self.logits(event_user_side(batch, history), batch.candidates)
         return torch.sigmoid(logits).numpy()
 
@@ -93,7 +93,7 @@ class RankerCore:
             now=np.array([request.ts], dtype=np.float64),
         )
         self.model.eval()
-        with torch.no_grad():
+        with torch.inference_mode():
             logits, _ = self.logits(user_side, request.candidates)
         probs = torch.sigmoid(logits).numpy()
         return Scores(tasks=self.tasks, probs=probs, score=probs @ weights)

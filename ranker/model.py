@@ -51,19 +51,43 @@ class TokenInputs:
 
 
 def attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
+    q: torch.Tensor, sources: list[torch.Tensor], mask: torch.Tensor | None, heads: int
 ) -> torch.Tensor:
-    """Softmax attention (N, h, Tq, d) over a handful of keys; ``mask`` True = visible.
+    """Softmax attention of the queries in ``q`` over the keys and values of ``sources``.
 
-    Written out because our sequences are ~10 tokens long and there are thousands of
-    them: torch's fused CPU attention and softmax kernels are 2-4x slower at that shape
-    than two batched matmuls and a softmax made of elementwise ops.
+    ``q`` is (N, Tq, 3W) and each source (N or 1, T, 3W): fused q|k|v projections, of
+    which the query part of ``q`` and the key and value parts of the sources are used.
+    A batch-1 source (a request's user side) serves all N rows through one matmul,
+    never copied N times. ``mask`` (N, T_total) is True where a key is visible.
+    Returns (N, Tq, W).
+
+    Written out per head because our sequences are ~10 tokens long and there are
+    thousands of them: torch's fused attention and softmax kernels, and the
+    head-splitting copies around them, are 2-3x slower at that shape.
     """
-    scores = torch.matmul(q, k.transpose(-1, -2)) * q.shape[-1] ** -0.5
-    if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
-    weights = (scores - scores.amax(dim=-1, keepdim=True)).exp()
-    return torch.matmul(weights / weights.sum(dim=-1, keepdim=True), v)
+    n, width = q.shape[0], q.shape[2] // 3
+    d = width // heads
+    out = []
+    for h in range(heads):
+        query = q[..., h * d : (h + 1) * d]
+        keys = [src[..., width + h * d : width + (h + 1) * d] for src in sources]
+        values = [src[..., 2 * width + h * d : 2 * width + (h + 1) * d] for src in sources]
+        scores = torch.cat([_batched(query, k.transpose(1, 2), n) for k in keys], dim=-1)
+        scores = scores * d**-0.5
+        if mask is not None:
+            scores = scores.masked_fill(~mask[:, None, :], float("-inf"))
+        weights = (scores - scores.amax(dim=-1, keepdim=True)).exp()
+        weights = weights / weights.sum(dim=-1, keepdim=True)
+        parts = weights.split([v.shape[1] for v in values], dim=-1)
+        out.append(sum(_batched(p, v, n) for p, v in zip(parts, values, strict=True)))
+    return torch.cat(out, dim=-1) if heads > 1 else out[0]
+
+
+def _batched(a: torch.Tensor, b: torch.Tensor, n: int) -> torch.Tensor:
+    """a (n, i, j) @ b (n or 1, j, k): a batch-1 ``b`` is shared through one plain matmul."""
+    if b.shape[0] == 1 and n > 1:
+        return (a.reshape(-1, a.shape[-1]) @ b[0]).view(n, a.shape[1], -1)
+    return torch.bmm(a, b)
 
 
 class Block(nn.Module):
@@ -80,31 +104,20 @@ class Block(nn.Module):
             nn.Linear(width, ffn_mult * width), nn.GELU(), nn.Linear(ffn_mult * width, width)
         )
 
-    def _qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        n, t, _ = x.shape
-        return self.qkv(self.norm1(x)).view(n, t, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
-
-    def _attend(
-        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
-    ) -> torch.Tensor:
-        a = attention(q, k, v, mask)
-        n, h, t, d = a.shape
-        return self.out(a.transpose(1, 2).reshape(n, t, h * d))
-
     def forward(
         self, user: torch.Tensor, cand: torch.Tensor, mask: torch.Tensor | None, last: bool
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        qu, ku, vu = self._qkv(user)
-        qc, kc, vc = self._qkv(cand)
-        b = cand.shape[0]
-        k = torch.cat([ku.expand(b, -1, -1, -1), kc], dim=2)
-        v = torch.cat([vu.expand(b, -1, -1, -1), vc], dim=2)
+        qkv_user = self.qkv(self.norm1(user))
+        qkv_cand = self.qkv(self.norm1(cand))
         if last:  # only the readout's output is used after the last block
-            qc, cand = qc[:, :, :1], cand[:, :1]
-        cand = cand + self._attend(qc, k, v, mask)
+            cand, queries = cand[:, :1], qkv_cand[:, :1]
+        else:
+            queries = qkv_cand
+        attended = attention(queries, [qkv_user, qkv_cand], mask, self.heads)
+        cand = cand + self.out(attended)
         cand = cand + self.ffn(self.norm2(cand))
         if not last:
-            user = user + self._attend(qu, ku, vu, None)
+            user = user + self.out(attention(qkv_user, [qkv_user], None, self.heads))
             user = user + self.ffn(self.norm2(user))
         return user, cand
 
@@ -190,7 +203,7 @@ class RankerModel(nn.Module):
         if x.item_keep is not None and "item" in names:
             visible = torch.ones(cand.shape[0], user.shape[1] + len(names), dtype=torch.bool)
             visible[:, user.shape[1] + names.index("item")] = x.item_keep
-            mask = visible[:, None, None, :]
+            mask = visible
         for i, block in enumerate(self.blocks):
             user, cand = block(user, cand, mask, last=i == len(self.blocks) - 1)
         return self.head(cand[:, 0])

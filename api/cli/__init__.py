@@ -11,6 +11,7 @@ import click
 from api.cli.config import config
 from api.cli.context import AppContext
 from api.cli.encoder import encode, encoder
+from api.cli.evaluation import evaluation
 from api.cli.quantizer import quantizer
 from api.cli.serve import serve
 from api.cli.workers import worker
@@ -56,6 +57,7 @@ cli.add_command(worker)
 cli.add_command(serve)
 cli.add_command(encode)
 cli.add_command(encoder)
+cli.add_command(evaluation)
 
 
 def main() -> None:

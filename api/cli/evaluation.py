@@ -1,0 +1,79 @@
+"""``lucidrec eval replay``: the offline replay evaluation on a dataset folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from api.cli.context import AppContext
+
+
+@click.group("eval")
+def evaluation() -> None:
+    """Offline evaluation of the ranker variants on logged data."""
+
+
+@evaluation.command()
+@click.option(
+    "--dataset",
+    "kind",
+    required=True,
+    type=click.Choice(["movielens-tmdb", "interactions"]),
+    help="Dataset adapter (see README: evaluation data formats).",
+)
+@click.option(
+    "--data-dir",
+    required=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="The dataset folder.",
+)
+@click.option(
+    "--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Report folder."
+)
+@click.option(
+    "--variants",
+    default="id_only,lucid_only,lucid_unigram,hybrid,staged,random_codes,multimodal",
+    show_default=True,
+    help="Comma-separated variants to replay, in this order.",
+)
+@click.option("--seed", default=0, show_default=True, help="Seed of codes, probes and models.")
+@click.option(
+    "--label-threshold",
+    default=4.0,
+    show_default=True,
+    help="A rating at or above this is a positive.",
+)
+@click.option("--max-events", type=int, help="Replay only the first N events (a quick run).")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.pass_obj
+def replay(
+    app: AppContext,
+    kind: str,
+    data_dir: Path,
+    out: Path,
+    variants: str,
+    seed: int,
+    label_threshold: float,
+    max_events: int | None,
+    quiet: bool,
+) -> None:
+    """Replay a log in time order for each variant (predict, then train) and write a report."""
+    # imported here: torch and matplotlib would slow every other command's start
+    from api.evaluation import ADAPTERS, EvaluationError, ReplayConfig, run_protocol, write_report
+
+    try:
+        config = ReplayConfig(
+            variants=tuple(v.strip() for v in variants.split(",") if v.strip()), seed=seed
+        )
+        data = ADAPTERS[kind](label_threshold).load(data_dir)
+    except EvaluationError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if max_events is not None:
+        data = data.head(max_events)
+    settings = app.settings
+    report = run_protocol(data, config, settings.ranker, settings.encoder, out, progress=not quiet)
+    report["config"]["label_threshold"] = label_threshold
+    report["config"]["max_events"] = max_events
+    for path in write_report(report, out):
+        click.echo(path)

@@ -22,7 +22,7 @@ import msgspec
 import numpy as np
 
 from encoder.datasets.movielens import movie_slices
-from encoder.slices import SliceInput
+from encoder.slices import SliceInput, SliceLine
 
 TEXT_FIELDS = ("title", "ocr", "asr", "author", "comments", "tags")
 
@@ -51,18 +51,26 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.ts)
 
-    def head(self, n: int) -> Dataset:
-        """The first ``n`` events (a time prefix), for quick runs and tests."""
+    def subset(self, events: np.ndarray) -> Dataset:
+        """The events selected by the boolean mask ``events``, and only the items they use.
+
+        For quick runs and tests: fewer items means less to encode.
+        """
+        used, item = np.unique(self.item[events], return_inverse=True)
         return Dataset(
             self.name,
-            self.user[:n],
-            self.item[:n],
-            self.ts[:n],
-            self.label[:n],
-            {k: v[:n] for k, v in self.context.items()},
-            self.slices,
-            self.start_ts,
+            self.user[events],
+            item.astype(np.int64),
+            self.ts[events],
+            self.label[events],
+            {k: v[events] for k, v in self.context.items()},
+            [self.slices[i] for i in used],
+            self.start_ts[used],
         )
+
+    def head(self, n: int) -> Dataset:
+        """The first ``n`` events (a time prefix) and their items."""
+        return self.subset(np.arange(len(self)) < n)
 
 
 class DatasetAdapter(ABC):
@@ -224,11 +232,10 @@ class Interactions(DatasetAdapter):
                     raise DatasetError(f"{path}, line {line}: item_id {obj['item_id']!r} repeats")
                 seen.add(obj["item_id"])
                 fields = {k: obj[k] for k in TEXT_FIELDS if k in obj}
-                images = [str(path.parent / p) for p in obj.get("images", [])]
-                try:
-                    item = SliceInput(slice_id=obj["item_id"], frames=images, **fields)
-                    slices.append(msgspec.convert(msgspec.to_builtins(item), SliceInput))
-                except (TypeError, msgspec.ValidationError) as exc:
+                fields |= {"slice_id": obj["item_id"], "frames": obj.get("images", [])}
+                try:  # validated as the slice JSONL is; image paths relative to the file
+                    slices.append(msgspec.convert(fields, SliceLine).to_input(path.parent))
+                except msgspec.ValidationError as exc:
                     raise DatasetError(f"{path}, line {line}: {exc}") from exc
                 start_time = obj.get("start_time")
                 start.append(math.nan if start_time is None else float(start_time))

@@ -24,7 +24,6 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 import msgspec
 import numpy as np
@@ -46,7 +45,6 @@ from ranker import (
 )
 from ranker.synthetic import SyntheticStream
 
-T = TypeVar("T")
 WEIGHTS = {"click": 1.0, "quality_watch": 1.0, "like": 0.5, "follow": 0.5}
 LOOKUP_KEYS, LOOKUP_BATCH = 1_000_000, 10_000
 
@@ -56,15 +54,15 @@ def percentiles(samples: list[float]) -> dict[str, float]:
     return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99))}
 
 
-def median_us(fn: Callable[[T], object], inputs: list[T], repeat: int) -> float:
-    """Median microseconds of ``fn`` over ``repeat`` calls, cycling through ``inputs``."""
-    times = []
+def paired_us(fns: dict[str, Callable[[int], object]], repeat: int) -> dict[str, float]:
+    """Median microseconds of each ``fn(i)``; calls are interleaved, so all see the same load."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for i in range(repeat):
-        arg = inputs[i % len(inputs)]
-        start = time.perf_counter()
-        fn(arg)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1e6)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn(i)
+            times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(t) * 1e6) for name, t in times.items()}
 
 
 def lookup(settings: RankerSettings) -> dict[str, object]:
@@ -84,18 +82,25 @@ def lookup(settings: RankerSettings) -> dict[str, object]:
     with torch.no_grad():
         for threads in (1, 2):
             torch.set_num_threads(threads)
-            ours = median_us(table.lookup, queries, 300)
-            floor = median_us(embedding, row_ids, 300)
-            out[f"threads_{threads}"] = {
-                "ours_us": ours,
-                "nn_embedding_us": floor,
-                "ratio_to_nn_embedding": ours / floor,
-            }
-
-        def dict_loop(q: np.ndarray) -> torch.Tensor:
-            return embedding(torch.tensor([rows_of.get(k, 0) for k in q.tolist()]))
-
-        out["python_dict_loop_us"] = median_us(dict_loop, queries, 20)
+            timed_us = paired_us(
+                {
+                    "ours_us": lambda i: table.lookup(queries[i % 50]),
+                    "nn_embedding_us": lambda i: embedding(row_ids[i % 50]),
+                },
+                repeat=400,
+            )
+            ratio = timed_us["ours_us"] / timed_us["nn_embedding_us"]
+            out[f"threads_{threads}"] = timed_us | {"ratio_to_nn_embedding": ratio}
+            log(f"[lookup] {threads} thread(s): {out[f'threads_{threads}']}")
+        torch.set_num_threads(1)
+        out["python_dict_loop_us"] = paired_us(
+            {
+                "loop": lambda i: embedding(
+                    torch.tensor([rows_of.get(k, 0) for k in queries[i % 50].tolist()])
+                )
+            },
+            repeat=20,
+        )["loop"]
     out["speedup_over_dict_loop"] = out["python_dict_loop_us"] / out["threads_1"]["ours_us"]
     out["goal_within_3x_of_nn_embedding"] = all(
         out[f"threads_{t}"]["ratio_to_nn_embedding"] <= 3.0 for t in (1, 2)

@@ -63,12 +63,14 @@ class KeyIndex:
         self._kv = np.zeros((1 << bits, 2), dtype=np.int64)
         self._kv[:, 0] = EMPTY
 
+    def _choice(self, keys: np.ndarray, which: int) -> np.ndarray:
+        """Candidate slot ``which`` (0 or 1) of each key: multiplicative hashing, top bits."""
+        return (np.multiply(keys.view(np.uint64), _MULTIPLIERS[which]) >> self._shift).view(
+            np.int64
+        )
+
     def _choices(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The two candidate slots of each key (multiplicative hashing, top bits)."""
-        u = keys.view(np.uint64)
-        first = np.multiply(u, _MULTIPLIERS[0]) >> self._shift
-        second = np.multiply(u, _MULTIPLIERS[1]) >> self._shift
-        return first.view(np.int64), second.view(np.int64)
+        return self._choice(keys, 0), self._choice(keys, 1)
 
     def _positions(self, keys: np.ndarray) -> np.ndarray:
         """Slot of each key, -1 where absent."""
@@ -78,11 +80,18 @@ class KeyIndex:
         return np.where(hit_first, first, np.where(hit_second, second, -1))
 
     def get(self, keys: np.ndarray, missing: int = -1) -> np.ndarray:
-        """Value of each key (1-d int64, checked), ``missing`` where the key is absent."""
-        first, second = self._choices(keys)
-        a = self._kv.take(first, axis=0)
-        b = self._kv.take(second, axis=0)
-        return np.where(a[:, 0] == keys, a[:, 1], np.where(b[:, 0] == keys, b[:, 1], missing))
+        """Value of each key (1-d int64, checked), ``missing`` where the key is absent.
+
+        The second choice is read only for keys not found at their first (most keys
+        sit at their first choice, ~85% at our load), which saves a cache miss each.
+        """
+        a = self._kv.take(self._choice(keys, 0), axis=0)
+        out = np.where(a[:, 0] == keys, a[:, 1], missing)
+        rest = np.flatnonzero(a[:, 0] != keys)
+        if rest.size:
+            b = self._kv.take(self._choice(keys[rest], 1), axis=0)
+            out[rest] = np.where(b[:, 0] == keys[rest], b[:, 1], missing)
+        return out
 
     def insert(self, keys: np.ndarray, values: np.ndarray) -> None:
         """Add ``keys`` (unique, absent) with ``values``; grows as needed."""
@@ -113,7 +122,7 @@ class KeyIndex:
     def _place(self, keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """Parallel cuckoo insertion; returns the keys still homeless after the last round."""
         kv = self._kv
-        slot = self._choices(keys)[0]
+        slot = self._choice(keys, 0)
         for _ in range(_MAX_ROUNDS):
             if keys.size == 0:
                 return None

@@ -166,7 +166,7 @@ class RankerModel(nn.Module):
     def _types(self, names: tuple[str, ...]) -> torch.Tensor:
         return self.type_embedding[[self.token_type[n] for n in names]]
 
-    def user_tokens(self, x: TokenInputs) -> torch.Tensor:
+    def embed_user_side(self, x: TokenInputs) -> torch.Tensor:
         """(Bu, 4, W): user id, in-session history, long-term history, context."""
         history = torch.stack(
             [proj(x.history[:, i]) for i, proj in enumerate(self.history_proj)], dim=1
@@ -179,7 +179,7 @@ class RankerModel(nn.Module):
         tokens = torch.cat([self.user_proj(x.user)[:, None], history, context[:, None]], dim=1)
         return tokens + self._types(USER_TOKENS)
 
-    def candidate_tokens(self, x: TokenInputs) -> tuple[torch.Tensor, tuple[str, ...]]:
+    def embed_candidate_side(self, x: TokenInputs) -> tuple[torch.Tensor, tuple[str, ...]]:
         """(B, C, W): the readout and the candidate's tokens, and their names."""
         b = x.age.shape[0]
         tokens = {"readout": self.readout.expand(b, -1), "age": self.age(x.age)}
@@ -197,8 +197,8 @@ class RankerModel(nn.Module):
 
     def forward(self, x: TokenInputs) -> torch.Tensor:
         """Logits (B, T) of the tasks, in the order of ``settings.tasks.names``."""
-        user = self.user_tokens(x)
-        cand, names = self.candidate_tokens(x)
+        user = self.embed_user_side(x)
+        cand, names = self.embed_candidate_side(x)
         mask = None
         if x.item_keep is not None and "item" in names:
             visible = torch.ones(cand.shape[0], user.shape[1] + len(names), dtype=torch.bool)

@@ -33,7 +33,7 @@ def evaluation() -> None:
 )
 @click.option(
     "--variants",
-    default="id_only,lucid_only,lucid_unigram,hybrid,staged,random_codes,multimodal",
+    default="id_only,lucid_only,lucid_unigram,hybrid,staged,random_codes,multimodal,lucid_q2i",
     show_default=True,
     help="Comma-separated variants to replay, in this order.",
 )

@@ -21,8 +21,9 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from api.evaluation.adapters import Dataset
+from api.evaluation.q2i import train_on_first_half
 from configs import EncoderSettings
-from encoder.slices import SliceInput
 from quantizer import EmbeddingSource, RQKMeans, quality_report
 
 VISION_CONFIG = {
@@ -51,38 +52,64 @@ def save_random_siglip(folder: Path, seed: int) -> Path:
 
 @dataclass
 class ItemCodes:
-    """Encodes items once per encoder and quantizes them with a codebook fitted on ``fit_items``."""
+    """Encodes items once per encoder and quantizes them with a codebook fitted before ``cutoff``.
 
-    slices: list[SliceInput]
-    fit_items: np.ndarray  # indices of the items seen in the training period
+    Encoders: ``text`` (the configured text tower, frames ignored), ``multimodal``
+    (plus the random SigLIP tower) and ``text_q2i`` (text, after Q2I training on
+    the events before ``cutoff``).
+    """
+
+    data: Dataset
+    cutoff: float  # the middle of the time range: the training period ends here
     encoder_settings: EncoderSettings
     levels: int
     codes: int
     seed: int
     work_dir: Path
+    q2i_per_user: int = 2
     batch_size: int = 32
     progress: bool = True
-    reports: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reports: dict[str, dict[str, Any]] = field(default_factory=dict)  # quantizer, per encoder
+    q2i_report: dict[str, Any] | None = None
     _embeddings: dict[str, np.ndarray] = field(default_factory=dict)
     _codes: dict[str, np.ndarray] = field(default_factory=dict)
 
+    @property
+    def fit_items(self) -> np.ndarray:
+        """Indices of the items with an event in the training period."""
+        return np.unique(self.data.item[self.data.ts < self.cutoff])
+
+    def _settings(self, encoder: str) -> EncoderSettings:
+        settings = self.encoder_settings
+        if encoder == "multimodal":
+            tower = save_random_siglip(self.work_dir / "siglip-random", self.seed)
+            return msgspec.structs.replace(
+                settings, vision=msgspec.structs.replace(settings.vision, path=str(tower))
+            )
+        text_only = msgspec.structs.replace(settings.vision, path=None)
+        if encoder == "text_q2i":
+            folder, report = train_on_first_half(
+                self.data,
+                self.cutoff,
+                settings,
+                self.work_dir,
+                per_user=self.q2i_per_user,
+                seed=self.seed,
+                progress=self.progress,
+            )
+            self.q2i_report = report
+            return msgspec.structs.replace(settings, vision=text_only, checkpoint=str(folder))
+        return msgspec.structs.replace(settings, vision=text_only)
+
     def embeddings(self, encoder: str) -> np.ndarray:
-        """(items, dim) unit vectors from the ``text`` or ``multimodal`` encoder (cached)."""
+        """(items, dim) unit vectors from one of the encoders (cached)."""
         if encoder not in self._embeddings:
             from encoder import SliceEncoder
 
-            settings = self.encoder_settings
-            slices = self.slices
-            if encoder == "multimodal":
-                tower = save_random_siglip(self.work_dir / "siglip-random", self.seed)
-                vision = msgspec.structs.replace(settings.vision, path=str(tower))
-                settings = msgspec.structs.replace(settings, vision=vision)
-            else:
-                settings = msgspec.structs.replace(
-                    settings, vision=msgspec.structs.replace(settings.vision, path=None)
-                )
+            slices = self.data.slices
+            if encoder != "multimodal":
                 slices = [msgspec.structs.replace(s, frames=[]) for s in slices]
-            model = SliceEncoder.from_settings(settings)
+            model = SliceEncoder.from_settings(self._settings(encoder))
             self._embeddings[encoder] = model.encode(slices, self.batch_size, self.progress)
         return self._embeddings[encoder]
 
@@ -91,7 +118,7 @@ class ItemCodes:
         if source not in self._codes:
             if source == "random":
                 rng = np.random.default_rng(self.seed)
-                codes = rng.integers(0, self.codes, (len(self.slices), self.levels))
+                codes = rng.integers(0, self.codes, (len(self.data.slices), self.levels))
             else:
                 x = self.embeddings(source)
                 quantizer = RQKMeans(

@@ -32,6 +32,7 @@ VARIANTS: dict[str, tuple[str, str, str]] = {
     "staged": ("staged", "prefix", "text"),
     "random_codes": ("lucid_only", "prefix", "random"),
     "multimodal": ("lucid_only", "prefix", "multimodal"),
+    "lucid_q2i": ("lucid_only", "prefix", "text_q2i"),
 }
 
 # Fixed before any replay: a small ranker with the click head only; rows never expire
@@ -61,6 +62,7 @@ class ReplayConfig:
     max_probes: int = 2000
     periods: int = 10
     resamples: int = 200
+    q2i_per_user: int = 2
     ranker: dict[str, Any] = field(default_factory=lambda: dict(RANKER_OVERRIDES))
 
     def __post_init__(self) -> None:
@@ -92,6 +94,17 @@ def earlier_events(item: np.ndarray) -> np.ndarray:
         earlier[i] = seen.get(key, 0)
         seen[key] = earlier[i] + 1
     return earlier
+
+
+def code_usage(codes: np.ndarray, n_codes: int) -> dict[str, list[float]]:
+    """Per level: the share of the N codes in use, and perplexity / N (1 = perfectly even)."""
+    usage: dict[str, list[float]] = {"utilisation": [], "perplexity": []}
+    for level in range(codes.shape[1]):
+        p = np.bincount(codes[:, level], minlength=n_codes) / len(codes)
+        entropy = -(p[p > 0] * np.log(p[p > 0])).sum()
+        usage["utilisation"].append(float((p > 0).mean()))
+        usage["perplexity"].append(float(np.exp(entropy) / n_codes))
+    return usage
 
 
 def sample_probes(data: Dataset, config: ReplayConfig, period: np.ndarray) -> Probes:
@@ -133,12 +146,14 @@ def notes(config: ReplayConfig) -> list[str]:
         "log's columns of the same name, else 0",
         f"codebook: RQ-KMeans L={config.levels} x N={config.codes}, fitted on the items "
         "with an event in the first half of the time range only; all items encoded with it",
-        "encoders: untrained (no Q2I training); text = MiniLM (or encoder.text.path) with "
-        "a randomly initialised projector; multimodal adds a small SigLIP vision tower "
-        "with RANDOM weights (no pretrained SigLIP offline), so it measures the pipeline, "
-        "not SigLIP's knowledge",
-        "random_codes and multimodal use the lucid_only ranker (prefix keys), as does "
-        "lucid_unigram (unigram keys): each differs from lucid_only in one thing",
+        "encoders: text = MiniLM (or encoder.text.path) with a randomly initialised "
+        "projector, untrained; multimodal adds a small SigLIP vision tower with RANDOM "
+        "weights (no pretrained SigLIP offline), so it measures the pipeline, not SigLIP's "
+        "knowledge; text_q2i = the text encoder after Q2I training (encoder.train settings) "
+        f"on up to {config.q2i_per_user} liked-item -> next-liked-item pairs per user from "
+        "the first half of the time range only",
+        "random_codes, multimodal and lucid_q2i use the lucid_only ranker (prefix keys), as "
+        "does lucid_unigram (unigram keys): each differs from lucid_only in one thing",
         f"ranking probes: up to {config.max_probes} last-period positives, each against "
         f"{config.negatives} items that appeared before it and that the user never touched",
         f"intervals: {config.resamples} bootstrap resamples of users, percentile 95%",
@@ -158,15 +173,15 @@ def run_protocol(
     settings = {name: config.ranker_settings(base_ranker, name) for name in config.variants}
     stream = Stream.build(data, next(iter(settings.values())))
     mid = data.ts[0] + (data.ts[-1] - data.ts[0]) / 2
-    fit_items = np.unique(data.item[data.ts < mid])
     codes = ItemCodes(
-        data.slices,
-        fit_items,
+        data,
+        mid,
         encoder_settings,
         config.levels,
         config.codes,
         config.seed,
         work_dir,
+        q2i_per_user=config.q2i_per_user,
         progress=progress,
     )
     period = np.minimum(np.arange(len(data)) * config.periods // len(data), config.periods - 1)
@@ -226,16 +241,14 @@ def run_protocol(
             "cold_events": int(subsets["cold"].sum()),
             "first_seen_events": int(subsets["first"].sum()),
             "probes": len(probes.event),
-            "codebook_fit_items": len(fit_items),
+            "codebook_fit_items": len(codes.fit_items),
         },
         "period_ends": [float(data.ts[period == p].max()) for p in range(config.periods)],
-        "utilisation": {
-            source: [
-                len(np.unique(codes.lucid(source)[:, level])) / config.codes
-                for level in range(config.levels)
-            ]
+        "code_usage": {
+            source: code_usage(codes.lucid(source), config.codes)
             for source in dict.fromkeys(VARIANTS[v][2] for v in config.variants)
         },
         "quantizer_reports": codes.reports,
+        "q2i_training": codes.q2i_report,
         "variants": results,
     }

@@ -54,10 +54,11 @@ def markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {name} | {' | '.join(cells)} | {result['seconds']:.0f} |")
     lines += ["", "## Counts", ""]
     lines += [f"- {key}: {value}" for key, value in report["counts"].items()]
-    lines += ["", "## Code utilisation per level", ""]
+    lines += ["", "## Code usage per level (share of codes in use; perplexity / N)", ""]
     lines += [
-        f"- {source}: {', '.join(f'{u:.2f}' for u in values)}"
-        for source, values in report["utilisation"].items()
+        f"- {source}: {', '.join(f'{u:.2f}' for u in usage['utilisation'])}; "
+        f"{', '.join(f'{p:.2f}' for p in usage['perplexity'])}"
+        for source, usage in report["code_usage"].items()
     ]
     lines += ["", "## Settings (fixed before the replay)", ""]
     lines += [f"- {note}" for note in report["notes"]]
@@ -80,17 +81,24 @@ def plot_curves(report: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def plot_utilisation(report: dict[str, Any], path: Path) -> None:
-    """Share of the N codes in use at each level, per code source."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    sources = list(report["utilisation"])
-    width = 0.8 / max(len(sources), 1)
-    for i, source in enumerate(sources):
-        values = report["utilisation"][source]
-        ax.bar([level + 1 + i * width for level in range(len(values))], values, width, label=source)
-    ax.set(xlabel="level", ylabel="codes in use / N", ylim=(0, 1.05))
-    ax.set_title("LUCID code utilisation per level")
-    ax.legend(fontsize=8)
+def plot_code_usage(report: dict[str, Any], path: Path) -> None:
+    """Per level and code source: share of the N codes in use, and perplexity / N."""
+    usage = report["code_usage"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    width = 0.8 / max(len(usage), 1)
+    for ax, key in zip(axes, ("utilisation", "perplexity"), strict=True):
+        for i, (source, values) in enumerate(usage.items()):
+            levels = range(1, len(values[key]) + 1)
+            offsets = [level + (i - (len(usage) - 1) / 2) * width for level in levels]
+            ax.bar(offsets, values[key], width, label=source)
+        ax.set_xticks(list(levels))
+        ax.set(
+            xlabel="level",
+            ylim=(0, 1.05),
+            ylabel=f"{key} / N" if key != "utilisation" else "codes in use / N",
+        )
+        ax.set_title(f"LUCID code {key} per level")
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -108,12 +116,12 @@ def _json_safe(node: Any) -> Any:
 
 
 def write_report(report: dict[str, Any], out: Path) -> list[Path]:
-    """report.json, report.md, auc_over_time.png and code_utilisation.png in ``out``."""
+    """report.json, report.md, auc_over_time.png and code_usage.png in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    names = ("report.json", "report.md", "auc_over_time.png", "code_utilisation.png")
+    names = ("report.json", "report.md", "auc_over_time.png", "code_usage.png")
     paths = [out / name for name in names]
     paths[0].write_text(json.dumps(_json_safe(report), indent=2, allow_nan=False), encoding="utf-8")
     paths[1].write_text(markdown(report), encoding="utf-8")
     plot_curves(report, paths[2])
-    plot_utilisation(report, paths[3])
+    plot_code_usage(report, paths[3])
     return paths

@@ -2,7 +2,8 @@
 
 The sample is 3000 ratings of 60 movies (read from ../shared/data by path), the
 ranker and codebook are small, and the multimodal variant uses the small random
-SigLIP tower; it takes about a minute on two cores.
+SigLIP tower, and the Q2I training is one short align stage; it takes about a minute
+and a half on two cores.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import math
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -47,15 +49,17 @@ def test_short_replay_reports_finite_metrics_for_every_variant(tmp_path: Path) -
         levels=2, codes=8, max_probes=150, negatives=20, resamples=30, ranker=SMALL_RANKER
     )
     settings = load_settings("test")
-    report = run_protocol(
-        sample, config, settings.ranker, settings.encoder, tmp_path / "work", progress=False
+    q2i = msgspec.structs.replace(
+        settings.encoder.train, stages=["align"], batch_size=8, eval_fraction=0.2
     )
+    encoder = msgspec.structs.replace(settings.encoder, train=q2i)
+    report = run_protocol(sample, config, settings.ranker, encoder, tmp_path / "w", progress=False)
     paths = write_report(report, tmp_path / "out")
     assert [p.name for p in paths] == [
         "report.json",
         "report.md",
         "auc_over_time.png",
-        "code_utilisation.png",
+        "code_usage.png",
     ]
     assert all(p.stat().st_size > 0 for p in paths)
     assert paths[2].read_bytes()[:4] == b"\x89PNG"
@@ -73,7 +77,8 @@ def test_short_replay_reports_finite_metrics_for_every_variant(tmp_path: Path) -
             )
         assert all(math.isfinite(a) for a in result["auc_by_period"])
         assert result["ranker"]["tasks"]["names"] == ["click"]
-    assert set(saved["utilisation"]) == {"text", "random", "multimodal"}
+    assert set(saved["code_usage"]) == {"text", "random", "multimodal", "text_q2i"}
+    assert saved["q2i_training"]["pairs"] >= 16 and "align" in saved["q2i_training"]["recall"]
     markdown = paths[1].read_text()
     assert all(f"| {name} |" in markdown for name in VARIANTS)
     assert "RANDOM weights" in markdown

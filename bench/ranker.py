@@ -11,7 +11,7 @@
 Default settings throughout (L=4, N=64, 32-d rows, width 32, 2 layers); baselines are
 measured in the same run. Prints one JSON document.
 
-    python bench/ranker.py [--sparse-interval S] [--probes 5] [--requests 300]
+    python bench/ranker.py [--sparse-interval S] [--layers N] [--probes 5] [--requests 300]
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import emit, log
+from configs.loader import deep_merge
 from configs.ranker import RankerSettings
 from ranker import (
     Candidates,
@@ -276,13 +277,16 @@ def main() -> None:
     )
     parser.add_argument("--probes", type=int, default=5)
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--layers", type=int, default=None, help="backbone.layers")
     args = parser.parse_args()
-    settings = RankerSettings()
+    overrides: dict[str, dict[str, float]] = {}
     if args.sparse_interval is not None:
-        settings = msgspec.structs.replace(
-            settings,
-            sync=msgspec.structs.replace(settings.sync, sparse_interval_s=args.sparse_interval),
-        )
+        overrides["sync"] = {"sparse_interval_s": args.sparse_interval}
+    if args.layers is not None:
+        overrides["backbone"] = {"layers": args.layers}
+    settings = msgspec.convert(
+        deep_merge(msgspec.to_builtins(RankerSettings()), overrides), RankerSettings
+    )
     torch.manual_seed(0)
     results: dict[str, object] = {"settings": msgspec.to_builtins(settings)}
     results["lookup"] = lookup(settings)

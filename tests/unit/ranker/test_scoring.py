@@ -14,6 +14,7 @@ from tests.unit.ranker.helpers import WEIGHTS, request_for, same_user, small_set
     "overrides",
     [
         {"variant": "staged"},
+        {"variant": "staged", "backbone": {"layers": 1}},
         {"variant": "id_only"},
         {"variant": "lucid_only", "lucid": {"keys": "unigram"}},
         {"variant": "hybrid", "lucid": {"combine": "concat"}},

@@ -44,6 +44,13 @@ def evaluation() -> None:
     show_default=True,
     help="A rating at or above this is a positive.",
 )
+@click.option("--levels", default=3, show_default=True, help="LUCID levels L of the codebook.")
+@click.option(
+    "--codes",
+    default=16,
+    show_default=True,
+    help="Codes per level N (a few per hundred items; the fit needs at least N items).",
+)
 @click.option("--max-events", type=int, help="Replay only the first N events (a quick run).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.pass_obj
@@ -55,6 +62,8 @@ def replay(
     variants: str,
     seed: int,
     label_threshold: float,
+    levels: int,
+    codes: int,
     max_events: int | None,
     quiet: bool,
 ) -> None:
@@ -64,15 +73,20 @@ def replay(
 
     try:
         config = ReplayConfig(
-            variants=tuple(v.strip() for v in variants.split(",") if v.strip()), seed=seed
+            variants=tuple(v.strip() for v in variants.split(",") if v.strip()),
+            seed=seed,
+            levels=levels,
+            codes=codes,
         )
         data = ADAPTERS[kind](label_threshold).load(data_dir)
+        if max_events is not None:
+            data = data.head(max_events)
+        settings = app.settings
+        report = run_protocol(
+            data, config, settings.ranker, settings.encoder, out, progress=not quiet
+        )
     except EvaluationError as exc:
         raise click.ClickException(str(exc)) from exc
-    if max_events is not None:
-        data = data.head(max_events)
-    settings = app.settings
-    report = run_protocol(data, config, settings.ranker, settings.encoder, out, progress=not quiet)
     report["config"]["label_threshold"] = label_threshold
     report["config"]["max_events"] = max_events
     for path in write_report(report, out):

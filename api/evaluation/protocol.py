@@ -170,6 +170,11 @@ def run_protocol(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Replay every variant and return the report's content (metrics, curves, settings)."""
+    if len(data) < 10 * config.periods:
+        raise EvaluationError(
+            f"{len(data)} events are too few to replay in {config.periods} periods; "
+            f"give at least {10 * config.periods}"
+        )
     settings = {name: config.ranker_settings(base_ranker, name) for name in config.variants}
     stream = Stream.build(data, next(iter(settings.values())))
     mid = data.ts[0] + (data.ts[-1] - data.ts[0]) / 2

@@ -104,12 +104,18 @@ class ItemCodes:
     def embeddings(self, encoder: str) -> np.ndarray:
         """(items, dim) unit vectors from one of the encoders (cached)."""
         if encoder not in self._embeddings:
+            import torch
+
             from encoder import SliceEncoder
 
             slices = self.data.slices
             if encoder != "multimodal":
                 slices = [msgspec.structs.replace(s, frames=[]) for s in slices]
-            model = SliceEncoder.from_settings(self._settings(encoder))
+            settings = self._settings(encoder)
+            # fresh projector heads draw from torch's global generator: seed it, so that a
+            # run's codes (and so its table) repeat exactly for a seed
+            torch.manual_seed(self.seed)
+            model = SliceEncoder.from_settings(settings)
             self._embeddings[encoder] = model.encode(slices, self.batch_size, self.progress)
         return self._embeddings[encoder]
 

@@ -98,7 +98,7 @@ def plot_code_usage(report: dict[str, Any], path: Path) -> None:
             ylabel=f"{key} / N" if key != "utilisation" else "codes in use / N",
         )
         ax.set_title(f"LUCID code {key} per level")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from api.evaluation.adapters import Dataset
@@ -112,7 +113,29 @@ def replay(
     desc: str,
     progress: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Click probabilities of every event and candidate scores (p, K) of every probe."""
+    """Click probabilities of every event and candidate scores (p, K) of every probe.
+
+    Runs on one torch thread: a ranker this small is no faster on two, and on a
+    shared machine two threads that wait for each other run many times slower.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _replay(stream, codes, settings, probes, chunk=chunk, desc=desc, progress=progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _replay(
+    stream: Stream,
+    codes: np.ndarray,
+    settings: RankerSettings,
+    probes: Probes,
+    *,
+    chunk: int,
+    desc: str,
+    progress: bool,
+) -> tuple[np.ndarray, np.ndarray]:
     trainer = OnlineTrainer(settings)
     click = trainer.tasks.index("click")
     n = len(stream.ts)

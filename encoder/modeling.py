@@ -107,15 +107,24 @@ class SliceEncoderModel(nn.Module):
 
 
 def build_model(settings: EncoderSettings) -> SliceEncoderModel:
-    """Load the towers named by ``settings`` and add a fresh projector and head."""
+    """Load the towers named by ``settings`` and add a fresh projector and head.
+
+    The fresh layers are drawn from ``settings.train.seed`` (without touching the
+    process's global RNG), so every worker process that builds the same untrained
+    encoder computes the same embeddings, and the codes of one slice never depend
+    on which process encoded it.
+    """
     text = TextTower(settings.text.path, settings.text.pooling, settings.text.max_length)
-    model = SliceEncoderModel(
-        text,
-        build_vision(settings),
-        out_dim=settings.out_dim,
-        max_frames=settings.vision.max_frames,
-        projector_hidden=settings.projector_hidden,
-    )
+    vision = build_vision(settings)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(settings.train.seed)
+        model = SliceEncoderModel(
+            text,
+            vision,
+            out_dim=settings.out_dim,
+            max_frames=settings.vision.max_frames,
+            projector_hidden=settings.projector_hidden,
+        )
     fused = model.visual_length + text.max_length
     if text.max_positions is not None and fused > text.max_positions:
         raise EncoderError(

@@ -127,3 +127,13 @@ def test_a_fused_sequence_longer_than_the_model_allows_is_refused(fused_settings
     too_long = EncoderSettings(vision=fused_settings.vision, text=TextSettings(max_length=510))
     with pytest.raises(EncoderError, match=r"8 visual \+ 510 text tokens exceeds .* 512 positions"):
         SliceEncoder.from_settings(too_long)
+
+
+def test_fresh_encoders_agree_whatever_the_global_seed(fused_settings: EncoderSettings) -> None:
+    """Two processes (workers) building the same untrained encoder embed a slice alike."""
+    slices = [SliceInput(slice_id="s", title="pasta live", tags=["cooking"])]
+    torch.manual_seed(1)
+    first = SliceEncoder.from_settings(fused_settings).encode(slices)
+    torch.manual_seed(2)
+    second = SliceEncoder.from_settings(fused_settings).encode(slices)
+    np.testing.assert_array_equal(first, second)

@@ -17,6 +17,7 @@ measured in the same run. Prints one JSON document.
 from __future__ import annotations
 
 import argparse
+import os
 import queue
 import sys
 import tempfile
@@ -24,6 +25,11 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+# Idle OpenMP workers sleep instead of spinning. On this 2-core machine, shared with
+# other processes, spinning workers turned the 2-thread p99 from ~13 ms into 300+ ms;
+# serving and training processes should set the same (before torch is imported).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import msgspec
 import numpy as np
@@ -288,7 +294,11 @@ def main() -> None:
         deep_merge(msgspec.to_builtins(RankerSettings()), overrides), RankerSettings
     )
     torch.manual_seed(0)
-    results: dict[str, object] = {"settings": msgspec.to_builtins(settings)}
+    results: dict[str, object] = {
+        "settings": msgspec.to_builtins(settings),
+        "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
+        "load_average_at_start": os.getloadavg()[0],
+    }
     results["lookup"] = lookup(settings)
     with tempfile.TemporaryDirectory() as root:
         store = ModelStore.open(root, settings.variant)

@@ -2,8 +2,8 @@
 
 The defaults keep the model small enough to train at 5k+ events/s and to score
 1000 candidates in a few milliseconds on two CPU cores: 32-d rows, a 1-layer,
-32-wide token transformer (``backbone.layers: 2`` scores about 2.5x slower for a
-slightly better held-out AUC on the synthetic stream). Sub-sections group the
+32-wide token transformer (``backbone.layers: 2`` scores about twice as slowly,
+for a slightly better held-out AUC on the synthetic stream). Sub-sections group the
 knobs by the part of the ranker they steer; YAML and
 ``LUCIDREC_RANKER__SYNC__SPARSE_INTERVAL_S=2`` reach them like any other key.
 """

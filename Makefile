@@ -38,6 +38,8 @@ test: lint openclip-env
 
 bench: install
 	$(PY) bench/quantizer.py
+	$(PY) bench/ranker.py
+	$(PY) bench/encoder.py
 	$(PY) bench/workers.py
 	$(PY) bench/api.py
 

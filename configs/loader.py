@@ -160,7 +160,11 @@ def describe_validation_error(
         key = f"{key}.{field}" if key else field
         problem = "unknown setting"
     problem = problem[:1].lower() + problem[1:]
-    origin = env_paths.get(tuple(key.replace("[", ".").split(".")))
+    path = tuple(key.replace("[", ".").split(".")) if key else ()
+    # an error on a section (its own checks) names the variable that set a key inside it
+    origin = env_paths.get(path) or next(
+        (name for keys, name in env_paths.items() if path and keys[: len(path)] == path), None
+    )
     where_from = f"from {origin}" if origin else f"in {source}"
     return f"{key or '(top level)'}: {problem} ({where_from})"
 

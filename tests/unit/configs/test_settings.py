@@ -105,3 +105,10 @@ def test_bad_mapping_key_is_named_with_its_mapping() -> None:
     with pytest.raises(SettingsError) as err:
         load_settings("default", env={"LUCIDREC_ENCODER__TEXT__FIELD_BUDGET": "{bogus: 3}"})
     assert str(err.value).startswith("encoder.text.field_budget: invalid enum value 'bogus'")
+
+
+def test_a_sections_own_check_names_the_variable_that_broke_it() -> None:
+    with pytest.raises(SettingsError) as err:
+        load_settings("default", env={"LUCIDREC_RANKER__BACKBONE__HEADS": "3"})
+    assert str(err.value).startswith("ranker.backbone: ")
+    assert "LUCIDREC_RANKER__BACKBONE__HEADS" in str(err.value)

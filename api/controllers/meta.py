@@ -85,6 +85,8 @@ class MetaController(Controller):
         except Exception:  # the broker being down must not hide the other metrics
             pass
         metrics.encode_failures.set(services.catalog.count_slices("failed"))
-        for status in ("live", "ended"):
-            metrics.rooms.labels(status).set(len(services.catalog.rooms(status=status)))
+        table = services.rooms.table()  # the in-memory cache, not a catalog read per scrape
+        live = int(table.live.sum())
+        metrics.rooms.labels("live").set(live)
+        metrics.rooms.labels("ended").set(len(table.ids) - live)
         return Response(metrics.render(), media_type=MediaType.TEXT)

@@ -24,7 +24,7 @@ from api.serving.rooms import RoomCache
 from api.serving.servers import ServedModels
 from api.serving.session import SessionState
 from quantizer import format_lucid
-from ranker import Candidates, RankRequest, id_key, id_keys
+from ranker import Candidates, RankRequest, id_key
 from workers.events import context_array
 
 MAX_REPLAYS = 50_000
@@ -121,7 +121,7 @@ class RankPipeline:
                 context=context_array(settings.ranker, [body.context])[0],
                 history=self.session.history_of(body.user_id),
                 candidates=Candidates(
-                    room=id_keys([table.ids[r] for r in rows]),
+                    room=table.keys[index],
                     room_lucid=table.room_lucid[index],
                     slice_lucid=table.slice_lucid[index],
                     room_age_s=np.maximum(now - table.started_at[index], 0.0),

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ranker import id_keys
 from workers.catalog import Catalog, RoomView
 
 LOOKBACK_S = 5.0
@@ -29,6 +30,7 @@ class RoomTable:
     """All known rooms as arrays; rows without codes have ``coded`` False."""
 
     ids: list[str]
+    keys: np.ndarray  # (n,) int64 ranker keys of the ids, hashed once per build
     index: dict[str, int]
     live: np.ndarray  # (n,) bool
     coded: np.ndarray  # (n,) bool
@@ -55,6 +57,7 @@ class RoomTable:
         versions = {r.codebook_version for r in rooms if r.codebook_version}
         return cls(
             ids=ids,
+            keys=id_keys(ids),
             index={room_id: i for i, room_id in enumerate(ids)},
             live=np.array([r.status == "live" for r in rooms], dtype=bool),
             coded=coded,

@@ -15,11 +15,20 @@ lose work:
   which refuses the unknown keyword. The supported hook is the transport class's
   ``polling_interval`` attribute, so the class is built with the configured value
   and handed to Celery as ``broker_transport``, the ``sqla+`` prefix dropped.
+
+Claiming makes an ack a database write, and Celery's prefork pool acknowledges
+from its result-handler thread while the consumer thread polls: both would drive
+the channel's one SQLAlchemy session at once (``cannot start a transaction
+within a transaction``, then an unrecoverable worker). Every use of that session
+therefore holds the channel's lock.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +42,33 @@ from workers.catalog.engine import apply_sqlite_pragmas
 SQLA_PREFIX = "sqla+"
 
 
+def _serialized(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``method`` holding the channel's session lock (see the module docstring)."""
+
+    @functools.wraps(method)
+    def locked(self: ClaimingChannel, *args: Any, **kwargs: Any) -> Any:
+        with self._session_lock:
+            return method(self, *args, **kwargs)
+
+    return locked
+
+
 class ClaimingChannel(kombu_sqla.Channel):
     """A channel whose deliveries survive the death of the consumer that fetched them."""
 
     visibility_timeout: float = 3600.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._session_lock = threading.RLock()
         super().__init__(*args, **kwargs)
         self._claims: dict[str, int] = {}  # delivery tag -> message row id
 
+    _put = _serialized(kombu_sqla.Channel._put)
+    _purge = _serialized(kombu_sqla.Channel._purge)
+    _size = _serialized(kombu_sqla.Channel._size)
+    _get_or_create = _serialized(kombu_sqla.Channel._get_or_create)
+
+    @_serialized
     def _get(self, queue: str) -> dict[str, Any]:
         q = self._get_or_create(queue)
         model, session = self.message_cls, self.session
@@ -78,6 +105,7 @@ class ClaimingChannel(kombu_sqla.Channel):
             apply_sqlite_pragmas(engine)
         return engine
 
+    @_serialized
     def _settle(self, delivery_tag: str, *, requeue: bool) -> bool:
         """Delete (or make visible again) the row behind a delivery; False if none is claimed."""
         row_id = self._claims.pop(delivery_tag, None)

@@ -59,8 +59,15 @@ class Worker:
         self._out.close()
 
     def stop(self) -> None:
-        """Warm shutdown: SIGTERM to the main process, which finishes and stops its pool."""
-        if self.proc.poll() is None:
+        """Warm shutdown: SIGTERM to the main process, which finishes and stops its pool.
+
+        A worker that had already died prints its log's tail, which pytest shows
+        beside the failure it most likely caused.
+        """
+        if self.proc.poll() is not None:
+            tail = self.log.read_text(errors="replace").splitlines()[-40:]
+            print(f"worker exited early ({self.proc.returncode}); {self.log}:", *tail, sep="\n")
+        else:
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=20)

@@ -6,7 +6,10 @@ Setup (in a temporary data dir, default profile): 1200 rooms with random
 store. Then ``lucidrec serve --no-worker`` on a free port is driven by an async
 client at concurrency 1, 8 and 32; the baseline scores the same requests with
 ``RankerServer.score`` in this process. Overhead ratio = HTTP p50 at
-concurrency 1 / in-process p50. Prints one JSON.
+concurrency 1 / in-process p50. A second baseline runs the whole serving
+pipeline in this process (``RankPipeline.rank``: candidate lookup, scoring, MMR,
+exploration, the response), which splits that overhead into the pipeline's own
+work and the HTTP layer's. Prints one JSON.
 
     python bench/api.py [--requests 400]
 """
@@ -25,6 +28,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from api.schemas import RankBody
+from api.services import Services
 from bench.common import emit, log
 from configs import load_settings
 from ranker import (
@@ -115,6 +120,28 @@ def in_process(env: dict[str, str], candidates: list[str], requests: int) -> lis
     return times
 
 
+def pipeline_in_process(env: dict[str, str], candidates: list[str], requests: int) -> list[float]:
+    """``RankPipeline.rank`` timed in this process, on the services the app would build."""
+    services = Services(load_settings(env=env))
+    times = []
+    try:
+        for i in range(requests):
+            body = RankBody(user_id=f"user{i}", candidates=candidates, k=50)
+            start = time.perf_counter()
+            services.pipeline.rank(body, services.assign(body.user_id))
+            times.append(time.perf_counter() - start)
+    finally:
+        services.close()
+    return times
+
+
+def percentiles(seconds: list[float]) -> dict[str, float]:
+    return {
+        "p50_ms": 1000 * float(np.percentile(seconds, 50)),
+        "p99_ms": 1000 * float(np.percentile(seconds, 99)),
+    }
+
+
 async def load(url: str, candidates: list[str], concurrency: int, requests: int) -> dict:
     latencies: list[float] = []
     body = {"candidates": candidates, "k": 50}
@@ -133,11 +160,7 @@ async def load(url: str, candidates: list[str], concurrency: int, requests: int)
         start = time.perf_counter()
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
         elapsed = time.perf_counter() - start
-    return {
-        "p50_ms": 1000 * float(np.percentile(latencies, 50)),
-        "p99_ms": 1000 * float(np.percentile(latencies, 99)),
-        "requests_per_s": requests / elapsed,
-    }
+    return percentiles(latencies) | {"requests_per_s": requests / elapsed}
 
 
 def main() -> None:
@@ -148,6 +171,7 @@ def main() -> None:
         log("preparing a catalog of 1200 rooms, a codebook and a trained model")
         env, candidates = prepare(Path(tmp))
         baseline = in_process(env, candidates, args.requests)
+        pipeline = pipeline_in_process(env, candidates, args.requests)
         url, proc = start_server(env, Path(tmp) / "serve.log", "--no-worker")
         try:
             http = {}
@@ -162,7 +186,8 @@ def main() -> None:
     emit(
         {
             "candidates": K,
-            "in_process": {"p50_ms": base_p50, "p99_ms": 1000 * float(np.percentile(baseline, 99))},
+            "in_process": percentiles(baseline),
+            "pipeline_in_process": percentiles(pipeline),
             "http": http,
             "overhead_ratio": http["1"]["p50_ms"] / base_p50,
             "goals": {

@@ -92,7 +92,8 @@ class RankerCore:
             context=np.asarray(request.context).reshape(1, -1),
             now=np.array([request.ts], dtype=np.float64),
         )
-        self.model.eval()
+        if self.model.training:  # eval() walks every module: not on each request
+            self.model.eval()
         with torch.inference_mode():
             logits, _ = self.logits(user_side, request.candidates)
         probs = torch.sigmoid(logits).numpy()

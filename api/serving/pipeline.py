@@ -23,7 +23,6 @@ from api.serving.retrieval import Retriever
 from api.serving.rooms import RoomCache
 from api.serving.servers import ServedModels
 from api.serving.session import SessionState
-from quantizer import format_lucid
 from ranker import Candidates, RankRequest, id_key
 from workers.events import context_array
 
@@ -98,11 +97,16 @@ class RankPipeline:
         table = self.rooms.table()
         excluded = set(body.exclude)
         if body.candidates is not None:
-            wanted = [c for c in dict.fromkeys(body.candidates) if c not in excluded]
-            unknown = [c for c in wanted if c not in table.index or not table.coded[table.index[c]]]
-            rows = [
-                table.index[c] for c in wanted if c in table.index and table.coded[table.index[c]]
-            ]
+            rows, unknown = [], []
+            find, coded = table.index.get, table.coded
+            for c in dict.fromkeys(body.candidates):
+                if c in excluded:
+                    continue
+                row = find(c)
+                if row is not None and coded[row]:
+                    rows.append(row)
+                else:
+                    unknown.append(c)
         else:
             interest = self.session.interest(body.user_id, table)
             rows = [
@@ -145,8 +149,8 @@ class RankPipeline:
                         scores={
                             t: float(p) for t, p in zip(scores.tasks, scores.probs[i], strict=True)
                         },
-                        lucid=format_lucid(table.room_lucid[rows[i]]),
-                        slice_lucid=format_lucid(table.slice_lucid[rows[i]]),
+                        lucid=table.lucid_text[rows[i]],
+                        slice_lucid=table.slice_lucid_text[rows[i]],
                         explored=i in explored,
                     )
                 )

@@ -17,24 +17,38 @@ import numpy as np
 
 
 def mmr(scores: np.ndarray, embeddings: np.ndarray, k: int, lam: float) -> np.ndarray:
-    """Indices of ``k`` candidates in MMR order."""
+    """Indices of ``k`` candidates in MMR order.
+
+    Two exact shortcuts keep this cheap for thousands of candidates. A value never
+    rises above ``lam * relevance`` (similarities only add a penalty) and never
+    falls below it by more than ``(1 - lam) * s_max`` (``s_max``: the largest
+    self-similarity). Some candidate among the ``k`` best by that lower bound is
+    still unpicked at every round, so a candidate whose upper bound is below the
+    k-th best lower bound is never picked and is left out from the start. The
+    remaining pool is scanned in index order, so ties break as over all of them.
+    """
     n = len(scores)
     k = min(k, n)
     if lam >= 1.0 or n == 0:
         return np.argsort(-scores, kind="stable")[:k]
+    scores = np.asarray(scores, dtype=np.float64)
     span = float(scores.max() - scores.min())
-    relevance = (scores - scores.min()) / span if span > 0 else np.zeros(n)
-    max_sim = np.zeros(n)
-    chosen = np.zeros(n, dtype=bool)
-    order = []
-    for _ in range(k):
-        value = lam * relevance - (1.0 - lam) * max_sim
-        value[chosen] = -np.inf
-        pick = int(np.argmax(value))
-        order.append(pick)
-        chosen[pick] = True
-        max_sim = np.maximum(max_sim, embeddings @ embeddings[pick])
-    return np.array(order, dtype=np.int64)
+    upper = (lam / span) * (scores - scores.min()) if span > 0 else np.zeros(n)
+    emb = np.asarray(embeddings, dtype=np.float32)
+    weight = 1.0 - lam
+    s_max = float(np.einsum("ij,ij->i", emb, emb).max())
+    kth_lower = np.partition(upper, n - k)[n - k] - weight * s_max
+    pool = np.flatnonzero(upper >= kth_lower)
+    base, emb = upper[pool], np.ascontiguousarray(emb[pool])
+    value, max_sim = base.copy(), np.zeros(len(pool))
+    order = np.empty(k, dtype=np.int64)
+    for j in range(k):
+        pick = int(value.argmax())
+        order[j] = pick
+        np.maximum(max_sim, emb @ emb[pick], out=max_sim)
+        np.subtract(base, weight * max_sim, out=value)
+        value[order[: j + 1]] = -np.inf
+    return pool[order]
 
 
 def thompson_pick(

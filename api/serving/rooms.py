@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from quantizer import format_lucid
 from ranker import id_keys
 from workers.catalog import Catalog, RoomView
 
@@ -39,6 +40,8 @@ class RoomTable:
     started_at: np.ndarray  # (n,)
     embedding: np.ndarray  # (n, d) float32 unit rows, zeros where unknown
     codebook_version: str | None
+    lucid_text: list[str]  # room LUCID as written in responses ("12-3-40-7"), "" if not coded
+    slice_lucid_text: list[str]
 
     @classmethod
     def build(cls, rooms: list[RoomView], levels: int) -> RoomTable:
@@ -55,6 +58,10 @@ class RoomTable:
             if has_codes and len(r.room_lucid) == levels:
                 room_lucid[i], slice_lucid[i], coded[i] = r.room_lucid, r.latest_slice_lucid, True
         versions = {r.codebook_version for r in rooms if r.codebook_version}
+        room_text = [format_lucid(c) if ok else "" for c, ok in zip(room_lucid, coded, strict=True)]
+        slice_text = [
+            format_lucid(c) if ok else "" for c, ok in zip(slice_lucid, coded, strict=True)
+        ]
         return cls(
             ids=ids,
             keys=id_keys(ids),
@@ -66,6 +73,8 @@ class RoomTable:
             started_at=np.array([r.started_at for r in rooms], dtype=np.float64),
             embedding=embedding,
             codebook_version=max(versions) if versions else None,
+            lucid_text=room_text,
+            slice_lucid_text=slice_text,
         )
 
 

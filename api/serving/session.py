@@ -85,8 +85,9 @@ class SessionState:
         return vector / norm if norm > 0 else None
 
     def counts(self, room_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        with self._lock:
+        with self._lock:  # dict.get: a Counter's own lookup runs __missing__ for unseen rooms
+            clicks, shown = self.clicks.get, self.impressions.get
             return (
-                np.array([self.clicks[r] for r in room_ids], dtype=np.float64),
-                np.array([self.impressions[r] for r in room_ids], dtype=np.float64),
+                np.array([clicks(r, 0) for r in room_ids], dtype=np.float64),
+                np.array([shown(r, 0) for r in room_ids], dtype=np.float64),
             )

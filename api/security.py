@@ -27,7 +27,9 @@ def require_api_key(connection: ASGIConnection, _: BaseRouteHandler) -> None:
 
 
 def request_id_middleware(app: ASGIApp) -> ASGIApp:
-    """Give each request an id (``X-Request-ID`` in or a new one), echo it, log a JSON line."""
+    """Give each request an id (``X-Request-ID`` in or a new one), echo it, log a JSON line,
+    and count it in the metrics: latency by route template and variant (a handler that
+    assigns one stores it in ``scope["state"]["variant"]``), requests by route and status."""
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -35,7 +37,8 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
             return
         headers = dict(scope.get("headers", []))
         request_id = headers.get(b"x-request-id", b"").decode()[:64] or uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
         start = time.perf_counter()
         status = 500
 
@@ -52,6 +55,13 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
         try:
             await app(scope, receive, send_with_id)
         finally:
+            seconds = time.perf_counter() - start
+            route = scope.get("path_template") or "unmatched"
+            services = getattr(scope["litestar_app"].state, "services", None)
+            if services is not None:
+                metrics = services.metrics
+                metrics.latency.labels(route, state.get("variant", "")).observe(seconds)
+                metrics.requests.labels(route, str(status)).inc()
             logger.info(
                 json.dumps(
                     {
@@ -59,7 +69,7 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
                         "method": scope.get("method"),
                         "path": scope.get("path"),
                         "status": status,
-                        "ms": round(1000 * (time.perf_counter() - start), 2),
+                        "ms": round(1000 * seconds, 2),
                     }
                 )
             )

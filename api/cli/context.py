@@ -13,6 +13,12 @@ class AppContext:
     def __init__(self, config: str | None) -> None:
         self.config = config
 
+    def use_config(self, config: str | None) -> None:
+        """A subcommand's own ``--config`` (``serve --config FILE``) wins over the group's."""
+        if config is not None:
+            self.config = config
+            self.__dict__.pop("settings", None)
+
     @cached_property
     def settings(self) -> Settings:
         return load_settings(self.config)

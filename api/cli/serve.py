@@ -25,11 +25,25 @@ def _die_with_parent() -> None:
 @click.option("--port", type=int, help="Port (default: settings api.port).")
 @click.option("--demo", is_flag=True, help="Seed a demo catalog if the catalog is empty.")
 @click.option("--no-worker", is_flag=True, help="Do not start the embedded worker.")
+@click.option(
+    "--config",
+    "config_name",
+    metavar="PROFILE|FILE",
+    help="Settings profile or YAML file for the API and its worker (as `lucidrec --config`).",
+)
 @click.pass_obj
-def serve(app: AppContext, host: str | None, port: int | None, demo: bool, no_worker: bool) -> None:
+def serve(
+    app: AppContext,
+    host: str | None,
+    port: int | None,
+    demo: bool,
+    no_worker: bool,
+    config_name: str | None,
+) -> None:
     """Start the API (uvicorn) and one embedded worker for all queues (with the scheduler)."""
     import uvicorn
 
+    app.use_config(config_name)
     from api.app import create_app
     from api.demo import seed_demo
     from workers.celery_app import create_celery

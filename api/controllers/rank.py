@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import time
-
-from litestar import Controller, post
+from litestar import Controller, Request, post
 from litestar.datastructures import State
 from litestar.exceptions import ClientException, ServiceUnavailableException
 
@@ -18,15 +16,15 @@ class RankController(Controller):
     tags = ["rank"]
 
     @post(operation_id="rank", status_code=200, sync_to_thread=True)
-    def rank(self, data: RankBody, state: State) -> RankResponse:
+    def rank(self, data: RankBody, state: State, request: Request) -> RankResponse:
         """Rank the given candidates (or live rooms retrieved for the user), top ``k``.
 
         The user's A/B variant picks the ranker variant and the serving knobs.
         Candidates with no codes yet are listed in ``unknown``, not ranked.
         """
         services = state.services
-        start = time.perf_counter()
         assignment = services.assign(data.user_id)
+        request.scope["state"]["variant"] = assignment.label  # the latency metric's label
         try:
             response = services.pipeline.rank(data, assignment)
         except ReplayConflictError as exc:
@@ -35,7 +33,4 @@ class RankController(Controller):
             raise ServiceUnavailableException(detail=str(exc)) from None
         except RankerError as exc:
             raise ClientException(detail=str(exc)) from None
-        services.metrics.latency.labels("rank", assignment.label).observe(
-            time.perf_counter() - start
-        )
         return response

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import Counter
@@ -177,7 +178,15 @@ def test_ending_rooms(server: Server) -> None:
 
 def test_metrics_and_experiments(server: Server) -> None:
     with server.client() as c:
+        assert c.get("/health").status_code == 200
+        assert c.get("/v1/rooms/nothing").status_code == 404
+        assert c.post("/v1/rank", json={"user_id": "metrics-user", "k": 3}).status_code == 200
         text = c.get("/metrics").text
+        # every route is timed under its template; rank also under the user's variant
+        rank_count = r'lucidrec_request_seconds_count\{route="/v1/rank",variant="[^"]+"\}'
+        assert re.search(rank_count, text)
+        assert 'lucidrec_request_seconds_count{route="/health",variant=""}' in text
+        assert 'lucidrec_requests_total{route="/v1/rooms/{room_id}",status="404"}' in text
         for name in (
             "lucidrec_request_seconds_bucket",
             "lucidrec_queue_depth",

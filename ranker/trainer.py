@@ -80,7 +80,9 @@ class OnlineTrainer:
             self.core.model.parameters(), lr=settings.training.dense_lr, foreach=True
         )
         self.generator = torch.Generator().manual_seed(settings.training.seed)
+        self.clock = clock
         self.event_time = -np.inf
+        self._event_seen_at = clock()  # wall time when event_time last moved (or this start)
         self._last_expiry = -np.inf
         if store is not None and not isinstance(store, ModelStore):
             store = ModelStore(store)
@@ -121,7 +123,8 @@ class OnlineTrainer:
     def _step(self, batch: EventBatch) -> float:
         history = self.history_of(batch)
         now = float(batch.ts.max())
-        self.event_time = max(self.event_time, now)
+        if now > self.event_time:
+            self.event_time, self._event_seen_at = now, self.clock()
         warmup = self.core.warmup
         step = TrainStep(
             now=now,
@@ -146,6 +149,17 @@ class OnlineTrainer:
         self._expire(now)
         self.core.retire_item_table()
         return float(loss.detach())
+
+    def expire_idle(self) -> None:
+        """Expiry while no events arrive (maintenance calls this between batches).
+
+        The event clock runs on at wall speed from the last event it saw, so a row
+        untouched for ``ttl`` still goes when the stream is quiet. A backfill of old
+        events is safe: its newest event was seen moments ago, so the clock barely
+        moves; downtime before a restart does not count either.
+        """
+        if np.isfinite(self.event_time):
+            self._expire(self.event_time + max(0.0, self.clock() - self._event_seen_at))
 
     def _expire(self, now: float) -> None:
         """Evict expired rows and histories, every ``expire_every_s`` of event time."""

@@ -144,10 +144,13 @@ def train_events(self: TrainTask, events: list[Any]) -> dict[str, Any]:
 
 @shared_task(bind=True, base=TrainTask, name="lucidrec.train.maintain")
 def maintain(self: TrainTask) -> dict[str, Any]:
-    """Publish what is due (deltas, dense weights, snapshots) while the event stream is idle."""
+    """Expire idle rows and publish what is due (deltas, dense weights, snapshots) while the
+    event stream is idle."""
     published = {}
     for variant in self.pool.variants():
-        published[variant] = [p.name for p in self.pool.trainer(variant).sync()]
+        trainer = self.pool.trainer(variant)
+        trainer.expire_idle()
+        published[variant] = [p.name for p in trainer.sync()]
     return {"published": published}
 
 

@@ -86,6 +86,28 @@ def test_rows_untouched_for_the_ttl_are_evicted() -> None:
     assert trainer.stats()["history_users"] <= len(np.unique(late.user))
 
 
+def test_a_quiet_stream_still_expires_rows_on_the_wall_clock_after_its_last_event() -> None:
+    settings = small_settings(variant="hybrid", sparse={"ttl_s": 5.0, "expire_every_s": 1.0})
+    wall = [1000.0]
+    trainer, events = OnlineTrainer(settings, clock=lambda: wall[0]), stream()
+    batch = events.batch(64, rate_per_s=10.0)
+    trainer.train(batch)
+    items = trainer.core.tables["item"]
+    wall[0] += 2.0  # quiet for less than the ttl: nothing goes
+    trainer.expire_idle()
+    assert (items.rows(batch.room) > 0).all()
+    wall[0] += 60.0  # quiet for longer than the ttl: every row of the batch goes
+    trainer.expire_idle()
+    assert (items.rows(batch.room) == 0).all()
+    assert items.stats()["evictions"] == np.unique(batch.room).size
+
+
+def test_expire_idle_before_any_event_is_a_no_op() -> None:
+    trainer = OnlineTrainer(small_settings(variant="hybrid"), clock=lambda: 1e12)
+    trainer.expire_idle()
+    assert trainer.stats()["step"] == 0
+
+
 def test_targets_follow_the_labels() -> None:
     batch = EventBatch(
         ts=np.zeros(3),

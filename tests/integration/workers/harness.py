@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import io
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
+
+from celery.result import AsyncResult
+from PIL import Image
 
 from configs import Settings, load_settings
 from workers.celery_app import create_celery
@@ -75,3 +80,38 @@ class Worker:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=10)
         self._out.close()
+
+
+TOPICS = [
+    "cooking pasta with fresh tomatoes",
+    "speedrun of a platform game",
+    "acoustic guitar lesson for beginners",
+]
+
+
+def png(seed: int) -> str:
+    """A small base64 PNG whose colour follows ``seed``."""
+    image = Image.new("RGB", (16, 16), (seed * 40 % 255, 90, 160))
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def slices(room: int, start: int, count: int) -> list[dict]:
+    """``count`` encode-payload slices of ``room`` (one topic per room), one frame each."""
+    return [
+        {
+            "slice_id": f"r{room}-{i:03d}",
+            "ts": 1000.0 + i,
+            "title": TOPICS[room % 3],
+            "asr": f"{TOPICS[room % 3]} part {i} " * 8,
+            "tags": ["live"],
+            "frames": [{"data": png(i)}],
+        }
+        for i in range(start, start + count)
+    ]
+
+
+def wait_all(results: list[AsyncResult], timeout: float) -> list[dict]:
+    """Every result, each within ``timeout``; a failed task raises its error."""
+    return [r.get(timeout=timeout, interval=0.1) for r in results]

@@ -4,53 +4,14 @@ PostgreSQL} catalogs: round trip, codes, bad slices, and a worker killed mid-tas
 from __future__ import annotations
 
 import base64
-import io
 import time
 from pathlib import Path
 
 import pytest
-from celery.result import AsyncResult
-from PIL import Image
 
-from tests.integration.workers.harness import Worker, client, worker_env
+from tests.integration.workers.harness import Worker, client, slices, wait_all, worker_env
 from workers.catalog import Catalog
 from workers.codebooks import retrain_from_catalog
-
-TOPICS = [
-    "cooking pasta with fresh tomatoes",
-    "speedrun of a platform game",
-    "acoustic guitar lesson for beginners",
-]
-
-
-def png(seed: int) -> str:
-    image = Image.new("RGB", (16, 16), (seed * 40 % 255, 90, 160))
-    buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    return base64.b64encode(buf.getvalue()).decode()
-
-
-def slices(room: int, start: int, count: int) -> list[dict]:
-    return [
-        {
-            "slice_id": f"r{room}-{i:03d}",
-            "ts": 1000.0 + i,
-            "title": TOPICS[room % 3],
-            "asr": f"{TOPICS[room % 3]} part {i} " * 8,
-            "tags": ["live"],
-            "frames": [{"data": png(i)}],
-        }
-        for i in range(start, start + count)
-    ]
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-def broker(request: pytest.FixtureRequest) -> str:
-    return request.getfixturevalue("redis_url") if request.param == "redis" else "sqlite"
-
-
-def wait_all(results: list[AsyncResult], timeout: float) -> list[dict]:
-    return [r.get(timeout=timeout, interval=0.1) for r in results]
 
 
 def test_slices_are_encoded_coded_and_bad_ones_fail_with_a_reason(

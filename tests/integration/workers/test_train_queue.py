@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from ranker import ModelStore, RankerServer
 from tests.conftest import clustered_vectors
@@ -34,11 +33,6 @@ def events(start: int, count: int, rooms: list, seed: int) -> list[dict]:
             }
         )
     return out
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-def broker(request: pytest.FixtureRequest) -> str:
-    return request.getfixturevalue("redis_url") if request.param == "redis" else "sqlite"
 
 
 def wait_for_text(path: Path, text: str, timeout: float) -> bool:

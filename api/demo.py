@@ -113,6 +113,9 @@ def seed_demo(settings: Settings, celery: Celery, timeout_s: float = 600) -> boo
         celery.send_task(
             "lucidrec.train.events", queue="train", args=[demo_events(catalog, now)]
         ).get(timeout=timeout_s, interval=0.05)
+        celery.send_task(
+            "lucidrec.train.maintain", queue="train", kwargs={"publish_now": True}
+        ).get(timeout=timeout_s, interval=0.05)
         return True
     finally:
         catalog.close()

@@ -143,14 +143,18 @@ def train_events(self: TrainTask, events: list[Any]) -> dict[str, Any]:
 
 
 @shared_task(bind=True, base=TrainTask, name="lucidrec.train.maintain")
-def maintain(self: TrainTask) -> dict[str, Any]:
+def maintain(self: TrainTask, publish_now: bool = False) -> dict[str, Any]:
     """Expire idle rows and publish what is due (deltas, dense weights, snapshots) while the
-    event stream is idle."""
+    event stream is idle; ``publish_now`` publishes the sparse delta and the dense weights
+    at once, whatever the cadence (the demo seed uses it, so its first ranking is trained)."""
     published = {}
     for variant in self.pool.variants():
         trainer = self.pool.trainer(variant)
         trainer.expire_idle()
-        published[variant] = [p.name for p in trainer.sync()]
+        files = trainer.sync()
+        if publish_now:
+            files += [p for p in (trainer.publish_delta(), trainer.publish_dense()) if p]
+        published[variant] = [p.name for p in files]
     return {"published": published}
 
 

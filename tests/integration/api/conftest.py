@@ -65,7 +65,10 @@ def api_env(data: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def start_server(env: dict[str, str], log: Path, *flags: str) -> tuple[str, subprocess.Popen]:
+def start_server(
+    env: dict[str, str], log: Path, *flags: str, timeout: float = 120.0
+) -> tuple[str, subprocess.Popen]:
+    """``lucidrec serve`` with ``flags`` on a free port, once it answers ``/health``."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "serve", "--port", str(port), *flags],
@@ -75,7 +78,7 @@ def start_server(env: dict[str, str], log: Path, *flags: str) -> tuple[str, subp
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{url}/health", timeout=1).status_code == 200:
@@ -84,7 +87,8 @@ def start_server(env: dict[str, str], log: Path, *flags: str) -> tuple[str, subp
             time.sleep(0.2)
         if proc.poll() is not None:
             raise RuntimeError(f"server exited: {log.read_text()[-3000:]}")
-    raise TimeoutError("the API did not answer /health within 120 s")
+    stop(proc)
+    raise TimeoutError(f"the API did not answer /health within {timeout:.0f} s")
 
 
 def stop(proc: subprocess.Popen) -> None:

@@ -20,13 +20,12 @@ from configs.ranker import RankerSettings
 class QuantizerSettings(Section):
     """RQ-KMeans: L levels of N centroids, fitted with faiss k-means.
 
-    ``dim`` is what the encoder emits; a codebook takes its dimension from the
-    vectors it is fitted on, and every later input must match it.
+    A codebook takes its dimension from the vectors it is fitted on (the
+    encoder's ``out_dim`` in the service), and every later input must match it.
     """
 
     levels: Annotated[int, Meta(ge=1, le=16)] = 4
     codes: Annotated[int, Meta(ge=2, le=65536)] = 64
-    dim: PositiveInt = 128
     seed: NonNegativeInt = 0
     niter: PositiveInt = 25
     # "kmeans++": our own k-means++ seeding on the training sample, then faiss k-means;

@@ -70,7 +70,7 @@ def test_a_room_whose_codes_are_pending_is_listed_unknown_not_ranked(server: Ser
     embedded worker's maintenance may code it at any moment, so the check uses only rank
     answers given while ``GET /v1/rooms`` still reports the codes pending afterwards."""
     catalog = Catalog(server.settings.catalog.url)
-    vector = np.full(server.settings.quantizer.dim, 1.0, dtype=np.float32)
+    vector = np.full(server.settings.encoder.out_dim, 1.0, dtype=np.float32)
     vector /= np.linalg.norm(vector)
     try:
         with server.client() as c:

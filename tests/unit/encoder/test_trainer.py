@@ -66,6 +66,24 @@ def test_align_trains_heads_only_and_joint_adds_the_last_text_layer(fused_settin
     assert encoder.trained_text and not encoder.trained_vision
 
 
+def test_joint_with_train_vision_also_trains_the_vision_tower_and_all_text_layers(
+    fused_settings, tmp_path
+):
+    settings = small(fused_settings, joint=JointStage(epochs=1, text_layers=0, train_vision=True))
+    encoder = SliceEncoder.from_settings(settings)
+    trainer = Trainer(encoder, settings.train, tmp_path, progress=False)
+    groups = trainer._configure("joint")
+    vision = list(encoder.model.vision.parameters())
+    assert vision and all(p.requires_grad for p in vision) and encoder.model.vision.training
+    assert all(p.requires_grad for p in encoder.model.text.parameters())  # text_layers 0: all
+    assert {"vision", "text", "projector", "head"} <= trainable(encoder)
+    in_optimizer = {id(p) for g in groups for p in g["params"]}
+    assert {id(p) for p in vision} <= in_optimizer
+    assert encoder.trained_text and encoder.trained_vision
+    trainer._configure("align")  # back to stage 1: both towers frozen again
+    assert trainable(encoder) == {"projector", "head"} and not encoder.model.vision.training
+
+
 def test_training_writes_its_files_and_lowers_the_loss(fused_settings, pairs_file, tmp_path):
     out = tmp_path / "run"
     report = train_encoder(small(fused_settings), pairs_file, out, progress=False)

@@ -70,3 +70,23 @@ def test_inconsistent_shapes_fail_when_the_batch_is_made() -> None:
         _with(batch, labels={"gift": np.zeros(8)})
     with pytest.raises(RankerError, match="ts must be finite"):
         _with(batch, ts=np.full(8, np.nan))
+
+
+def test_the_user_side_is_embedded_once_per_request_not_once_per_candidate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    trainer = OnlineTrainer(small_settings(variant="staged"))
+    events = stream()
+    trainer.train(events.batch(320))
+    model = trainer.core.model
+    embed, user_batches = model.embed_user_side, []
+
+    def recording(x):  # the real method, with the user-token batch size noted
+        tokens = embed(x)
+        user_batches.append(tokens.shape[0])
+        return tokens
+
+    monkeypatch.setattr(model, "embed_user_side", recording)
+    scores = trainer.score(request_for(events.batch(40), trainer.history.read), WEIGHTS)
+    assert scores.probs.shape[0] == 40
+    assert user_batches == [1]

@@ -88,6 +88,8 @@ class WorkerSettings(Section):
     trainer_lease_s: Annotated[float, Meta(gt=0.0)] = 30.0
     maintenance_interval_s: PositiveInt = 30
     recode_batch: PositiveInt = 5000
+    # maintenance forgets idempotency ids (events, slices) older than this
+    processed_retention_s: PositiveInt = 7 * 24 * 3600
 
 
 class ApiSettings(Section):

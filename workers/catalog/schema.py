@@ -113,14 +113,20 @@ class Processed(Base):
 
 Index("ix_rooms_status_last", Room.status, Room.last_slice_at)
 Index("ix_slice_codes_version", SliceCode.codebook_version)
+PROCESSED_AT = Index("ix_processed_at", Processed.processed_at)  # maintenance prunes by age
 
 
 def _create_v1(conn: Connection) -> None:
     Base.metadata.create_all(conn)
 
 
+def _index_processed_at(conn: Connection) -> None:
+    """v2: the ledger is pruned by age; catalogs created at v2 already have the index."""
+    PROCESSED_AT.create(conn, checkfirst=True)
+
+
 # UPGRADES[i] takes the schema from version i to i + 1.
-UPGRADES: list[Callable[[Connection], None]] = [_create_v1]
+UPGRADES: list[Callable[[Connection], None]] = [_create_v1, _index_processed_at]
 SCHEMA_VERSION = len(UPGRADES)
 
 

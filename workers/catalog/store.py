@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 import numpy as np
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from quantizer import format_lucid, parse_lucid, room_lucid
@@ -67,6 +67,16 @@ class Catalog:
                 )
             )
         return [i for i in dict.fromkeys(ids) if i not in done]
+
+    def forget_processed(self, before: float) -> int:
+        """Drop ledger entries recorded before ``before`` (wall time); return how many.
+
+        A redelivery or a client's retry comes within minutes, so entries older than
+        the retention protect nothing and only grow the table.
+        """
+        with self._write() as s:
+            result = s.execute(delete(t.Processed).where(t.Processed.processed_at < before))
+        return int(result.rowcount or 0)
 
     def mark_processed(self, kind: str, ids: Iterable[str]) -> int:
         """Record ``ids``; return how many were new (repeats and known ids are skipped)."""

@@ -1,4 +1,5 @@
-"""Periodic maintenance: end idle rooms, code pending slices, and ask the trainer to tidy up.
+"""Periodic maintenance: end idle rooms, code pending slices, prune the idempotency ledger,
+and ask the trainer to tidy up.
 
 Table expiry and snapshots act on the trainer's in-memory model, which lives in
 the single ``train`` consumer, so this task sends ``lucidrec.train.maintain``
@@ -23,5 +24,6 @@ def run(self: LucidrecTask) -> dict[str, Any]:
     ended = self.catalog.end_idle_rooms(time.time(), w.room_idle_s)
     codebook = self.active_codebook()
     coded = code_pending(self.catalog, codebook, w.recode_batch) if codebook else 0
+    forgotten = self.catalog.forget_processed(time.time() - w.processed_retention_s)
     self.app.send_task("lucidrec.train.maintain", queue="train")
-    return {"ended_rooms": ended, "coded_slices": coded}
+    return {"ended_rooms": ended, "coded_slices": coded, "forgotten_ids": forgotten}

@@ -7,9 +7,10 @@ import time
 
 import numpy as np
 import pytest
+from sqlalchemy import create_engine, inspect, text
 
 from workers.catalog import Catalog, SliceRecord
-from workers.catalog.schema import SCHEMA_VERSION, stored_version
+from workers.catalog.schema import SCHEMA_VERSION, UPGRADES, SchemaVersion, stored_version
 
 
 def vec(seed: int) -> np.ndarray:
@@ -29,6 +30,29 @@ def test_schema_is_created_at_the_current_version(catalog: Catalog) -> None:
     with catalog._writer.connect() as conn:
         assert stored_version(conn) == SCHEMA_VERSION
     Catalog(catalog.url).close()  # opening again upgrades nothing and fails nothing
+
+
+def test_a_v1_catalog_is_upgraded_with_the_ledger_index(catalog_url: str) -> None:
+    engine = create_engine(catalog_url)
+    with engine.begin() as conn:  # a catalog as version 1 made it: no index on processed_at
+        UPGRADES[0](conn)
+        conn.execute(text("DROP INDEX ix_processed_at"))
+        conn.execute(SchemaVersion.__table__.insert().values(id=1, version=1))
+    Catalog(catalog_url).close()
+    with engine.connect() as conn:
+        assert stored_version(conn) == SCHEMA_VERSION
+        assert "ix_processed_at" in {i["name"] for i in inspect(conn).get_indexes("processed")}
+    engine.dispose()
+
+
+def test_the_ledger_forgets_only_entries_older_than_the_cutoff(catalog: Catalog) -> None:
+    catalog.mark_processed("event", ["old-1", "old-2"])
+    cutoff = time.time() + 0.01
+    time.sleep(0.02)
+    catalog.mark_processed("event", ["new"])
+    assert catalog.forget_processed(cutoff) == 2
+    assert catalog.unprocessed("event", ["old-1", "old-2", "new"]) == ["old-1", "old-2"]
+    assert catalog.forget_processed(cutoff) == 0
 
 
 def test_store_is_idempotent_by_slice_id(catalog: Catalog) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 
 from api.evaluation.adapters import Dataset, EvaluationError
 from api.evaluation.codes import ItemCodes
-from api.evaluation.metrics import auc, event_metrics, rank_of_positive, ranking_metrics
+from api.evaluation.metrics import event_metrics, rank_of_positive, ranking_metrics
 from api.evaluation.replay import Probes, Stream, replay
 from configs import EncoderSettings
 from configs.loader import deep_merge
@@ -226,11 +226,22 @@ def run_protocol(
                 seed=config.seed,
             ).items()
         }
+        per_period = [
+            event_metrics(
+                users[period == p],
+                data.label[period == p],
+                probs[period == p],
+                resamples=0,  # curves show the values; the intervals are in the table
+                seed=config.seed,
+            )
+            for p in range(config.periods)
+        ]
         results[name] = {
             "metrics": metrics,
-            "auc_by_period": [
-                auc(data.label[period == p], probs[period == p]) for p in range(config.periods)
-            ],
+            "by_period": {
+                metric: [row[metric].value for row in per_period]
+                for metric in ("auc", "gauc", "logloss")
+            },
             "seconds": time.perf_counter() - start,  # replay and metrics
             "ranker": msgspec.to_builtins(settings[name]),
         }

@@ -24,6 +24,7 @@ COLUMNS = [
     ("cold", "gauc"),
     ("cold", "logloss"),
     ("first", "auc"),
+    ("first", "gauc"),
     ("first", "logloss"),
     ("ranking", "ndcg@10"),
     ("ranking", "recall@10"),
@@ -67,15 +68,16 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def plot_curves(report: dict[str, Any], path: Path) -> None:
-    """AUC per time period (equal event counts), one line per variant."""
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    """AUC, GAUC and logloss per time period (equal event counts), one line per variant."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
     periods = range(1, report["config"]["periods"] + 1)
-    for name, result in report["variants"].items():
-        ax.plot(periods, result["auc_by_period"], marker="o", label=name)
-    ax.set(xlabel="period (equal event counts, in time order)", ylabel="AUC (progressive)")
-    ax.set_title(f"Progressive-validation AUC over time: {report['dataset']}")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    for ax, metric in zip(axes, ("auc", "gauc", "logloss"), strict=True):
+        for name, result in report["variants"].items():
+            ax.plot(periods, result["by_period"][metric], marker="o", markersize=3, label=name)
+        ax.set(xlabel="period (equal event counts, in time order)", ylabel=metric)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"Progressive validation over time: {report['dataset']}")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -116,9 +118,9 @@ def _json_safe(node: Any) -> Any:
 
 
 def write_report(report: dict[str, Any], out: Path) -> list[Path]:
-    """report.json, report.md, auc_over_time.png and code_usage.png in ``out``."""
+    """report.json, report.md, metrics_over_time.png and code_usage.png in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    names = ("report.json", "report.md", "auc_over_time.png", "code_usage.png")
+    names = ("report.json", "report.md", "metrics_over_time.png", "code_usage.png")
     paths = [out / name for name in names]
     paths[0].write_text(json.dumps(_json_safe(report), indent=2, allow_nan=False), encoding="utf-8")
     paths[1].write_text(markdown(report), encoding="utf-8")

@@ -58,7 +58,7 @@ def test_short_replay_reports_finite_metrics_for_every_variant(tmp_path: Path) -
     assert [p.name for p in paths] == [
         "report.json",
         "report.md",
-        "auc_over_time.png",
+        "metrics_over_time.png",
         "code_usage.png",
     ]
     assert all(p.stat().st_size > 0 for p in paths)
@@ -75,7 +75,10 @@ def test_short_replay_reports_finite_metrics_for_every_variant(tmp_path: Path) -
                 metric,
                 cell,
             )
-        assert all(math.isfinite(a) for a in result["auc_by_period"])
+        curves = result["by_period"]
+        assert set(curves) == {"auc", "gauc", "logloss"}
+        assert all(len(c) == saved["config"]["periods"] for c in curves.values())
+        assert all(math.isfinite(v) for c in curves.values() for v in c)
         assert result["ranker"]["tasks"]["names"] == ["click"]
     assert set(saved["code_usage"]) == {"text", "random", "multimodal", "text_q2i"}
     assert saved["q2i_training"]["pairs"] >= 16 and "align" in saved["q2i_training"]["recall"]

@@ -20,6 +20,7 @@ from ranker import History, HistoryStore, id_keys
 from workers.messages import EventMessage
 
 MAX_USERS = 200_000
+MAX_ROOMS = 200_000  # exploration counts kept before those of non-live rooms are dropped
 
 
 def is_engagement(event: EventMessage, quality_watch_s: float) -> bool:
@@ -42,6 +43,7 @@ class SessionState:
         self._engaged: OrderedDict[str, deque[str]] = OrderedDict()
         self.impressions: Counter[str] = Counter()
         self.clicks: Counter[str] = Counter()
+        self._prune_at = MAX_ROOMS
         self._lock = threading.Lock()
 
     def record(self, events: list[EventMessage], table: RoomTable) -> int:
@@ -54,6 +56,8 @@ class SessionState:
             for event in events:
                 self.impressions[event.room_id] += 1
                 self.clicks[event.room_id] += int(event.labels.get("click", 0) > 0)
+            if len(self.impressions) > self._prune_at:
+                self._forget_rooms(table)
             for event in engaged:
                 rooms = self._engaged.pop(event.user_id, None) or deque(maxlen=20)
                 rooms.append(event.room_id)
@@ -68,6 +72,15 @@ class SessionState:
                     np.array([e.ts for e in coded], dtype=np.float64),
                 )
         return len(coded)
+
+    def _forget_rooms(self, table: RoomTable) -> None:
+        """Keep the exploration counts of live rooms only: an ended room is never explored
+        again, and room ids never repeat, so without this the counters grow forever."""
+        live = {table.ids[i] for i in np.flatnonzero(table.live)}
+        self.impressions = Counter({r: n for r, n in self.impressions.items() if r in live})
+        self.clicks = Counter({r: n for r, n in self.clicks.items() if r in live})
+        # more live rooms than the cap: prune again only once the counters have doubled
+        self._prune_at = max(MAX_ROOMS, 2 * len(self.impressions))
 
     def history_of(self, user_id: str) -> History:
         with self._lock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import msgspec
@@ -70,6 +71,11 @@ def test_switch_is_atomic_under_concurrent_reads_and_warm_start_keeps_codes(sett
         "active",
         progress=False,
     )
+    # a read in flight at the switch still returns the old version: let the readers go
+    # on until one has read after it, however the scheduler interleaved them
+    deadline = time.monotonic() + 30
+    while {second.version} not in versions_seen and time.monotonic() < deadline:
+        time.sleep(0.01)
     stop.set()
     for th in threads:
         th.join()

@@ -29,7 +29,7 @@ def mmr(scores: np.ndarray, embeddings: np.ndarray, k: int, lam: float) -> np.nd
     """
     n = len(scores)
     k = min(k, n)
-    if lam >= 1.0 or n == 0:
+    if lam >= 1.0 or k == 0:
         return np.argsort(-scores, kind="stable")[:k]
     scores = np.asarray(scores, dtype=np.float64)
     span = float(scores.max() - scores.min())

@@ -16,6 +16,7 @@ from ranker.errors import RankerError
 from ranker.features import Features, SparseStep, TrainStep, UserSide
 from ranker.model import RankerModel
 from ranker.table import CollisionlessTable, TableDelta
+from ranker.token_cache import TokenCache
 from ranker.types import Candidates, EventBatch, History, RankRequest, Scores
 from ranker.warmup import Warmup, candidate_tokens, warmup_at
 
@@ -39,7 +40,7 @@ class RankerCore:
         trainable: bool = True,
         tables: dict[str, CollisionlessTable] | None = None,
     ) -> None:
-        self.settings = settings
+        self.settings, self.trainable = settings, trainable
         self.tasks = tuple(settings.tasks.names)
         self.model = RankerModel(settings)
         seed = settings.training.seed
@@ -50,6 +51,7 @@ class RankerCore:
             for name in table_names(settings)
         }
         self.features = Features(settings, self.tables)
+        self.token_cache = TokenCache(self.model, self.features)
         # step: optimizer steps taken (drives the warmup); version: changes to the state
         # (steps and code migrations), stamped on rows and naming the files published
         self.step = 0
@@ -65,6 +67,7 @@ class RankerCore:
         if self.warmup.item_token or "item" not in self.tables:
             return False
         del self.tables["item"]  # the features share this dict
+        self.token_cache.clear()
         return True
 
     # --- scoring -----------------------------------------------------------------------
@@ -84,7 +87,11 @@ class RankerCore:
         return torch.sigmoid(logits).numpy()
 
     def score(self, request: RankRequest, task_weights: Mapping[str, float]) -> Scores:
-        """Score K candidates of one request: user side once, candidates in one batched forward."""
+        """Score K candidates of one request: user side once, candidates in one batched forward.
+
+        Candidate tokens come from the token cache, which a served copy keeps until
+        its next update; a trainable core changes at every step, so it starts over.
+        """
         weights = self.task_weight_vector(task_weights)
         user_side = UserSide(
             user=np.array([request.user], dtype=np.int64),
@@ -92,10 +99,14 @@ class RankerCore:
             context=np.asarray(request.context).reshape(1, -1),
             now=np.array([request.ts], dtype=np.float64),
         )
+        if self.trainable:
+            self.token_cache.clear()
         if self.model.training:  # eval() walks every module: not on each request
             self.model.eval()
         with torch.inference_mode():
-            logits, _ = self.logits(user_side, request.candidates)
+            x, _ = self.features.inputs(user_side, None)
+            cand, qkv = self.token_cache.first_block(request.candidates, x.history)
+            logits = self.model.mix(self.model.embed_user_side(x), cand, qkv_cand=qkv)
         probs = torch.sigmoid(logits).numpy()
         return Scores(tasks=self.tasks, probs=probs, score=probs @ weights)
 
@@ -119,6 +130,7 @@ class RankerCore:
         """Apply the trainer's deltas; tables the trainer has retired are retired here too."""
         self.step = max(self.step, step)
         self.retire_item_table()
+        self.token_cache.clear()
         for name, delta in deltas.items():
             if name in self.tables:
                 self.tables[name].apply_delta(delta)
@@ -126,6 +138,7 @@ class RankerCore:
     def load_dense(self, state: Mapping[str, torch.Tensor], step: int) -> None:
         """Load the trainer's dense weights (exactly; missing or extra names are refused)."""
         self.model.load_state_dict(dict(state), strict=True)
+        self.token_cache.clear()
         self.step = max(self.step, step)
         self.retire_item_table()
 

@@ -113,22 +113,26 @@ class Features:
         return self.keys[table](self.keys[table].check(codes, what))
 
     def inputs(
-        self, user_side: UserSide, cands: Candidates, step: TrainStep | None = None
+        self, user_side: UserSide, cands: Candidates | None, step: TrainStep | None = None
     ) -> tuple[TokenInputs, SparseStep | None]:
-        """Token inputs of (user side, candidates); ``step`` set means a training lookup."""
+        """Token inputs of (user side, candidates); ``step`` set means a training lookup.
+
+        ``cands`` None: the user side alone, for served scoring, which computes the
+        candidate tokens ahead (:mod:`ranker.token_cache`); ``age`` is then empty.
+        """
         sparse = SparseStep() if step is not None else None
         context = self._check_context(user_side.context)
         parts: dict[str, dict[str, np.ndarray]] = {
             "user": {"user": np.asarray(user_side.user)},
             "room": {"history": self.lucid_keys("room", user_side.history.codes, "history codes")},
         }
-        for name in ("room", "slice"):
+        for name in ("room", "slice") if cands is not None else ():
             if name in self.candidate_names:
                 codes = getattr(cands, f"{name}_lucid")
                 parts.setdefault(name, {})["candidate"] = self.lucid_keys(
                     name, codes, f"{name}_lucid"
                 )
-        if "item" in self.tables:
+        if "item" in self.tables and cands is not None:
             parts["item"] = {"candidate": np.asarray(cands.room)}
         looked = {
             name: _TableLookup(self.tables[name], keys, step, sparse)
@@ -140,8 +144,11 @@ class Features:
             history=history,
             history_present=present,
             context=context,
-            age=self._age_buckets(cands.room_age_s),
+            age=torch.zeros(0, dtype=torch.int64),
         )
+        if cands is None:
+            return x, sparse
+        x.age = self.age_buckets(cands.room_age_s)
         if "room" in self.candidate_names:
             x.room = self._combine(looked["room"].embed("candidate"))
         if "slice" in self.candidate_names:
@@ -151,6 +158,22 @@ class Features:
             if step is not None and step.drop_prob > 0:
                 x.item_keep = torch.rand(len(cands), generator=step.generator) >= step.drop_prob
         return x, sparse
+
+    def candidate_vector(self, name: str, values: np.ndarray) -> torch.Tensor:
+        """Served vectors of one candidate token's input, read from its table.
+
+        ``name`` "room" or "slice": checked LUCID codes (n, L) -> (n, F); "item":
+        room keys (n,) -> (n, D).
+        """
+        table = self.tables[name]
+        if name == "item":
+            return table.embed(table.rows(values))
+        return self._combine(table.embed(table.rows(self.keys[name](values))))
+
+    def age_buckets(self, age_s: np.ndarray) -> torch.Tensor:
+        """Bucket ids (n,) of room ages in seconds."""
+        age = torch.from_numpy(np.asarray(age_s, dtype=np.float64))
+        return torch.bucketize(age, self.age_edges)
 
     def _combine(self, levels: torch.Tensor) -> torch.Tensor:
         """(…, L, D) per-level embeddings -> (…, D) sum or (…, L*D) concatenation."""
@@ -181,10 +204,6 @@ class Features:
         pooled = embedding_bag(bags, lookup.weight, per_sample_weights=weights, mode="sum")
         pooled = self._combine(pooled.view(n, 2, levels, -1))
         return pooled, torch.from_numpy(present)
-
-    def _age_buckets(self, age_s: np.ndarray) -> torch.Tensor:
-        age = torch.from_numpy(np.asarray(age_s, dtype=np.float64))
-        return torch.bucketize(age, self.age_edges)
 
     def _check_context(self, context: np.ndarray) -> torch.Tensor:
         context = np.asarray(context)

@@ -65,6 +65,8 @@ def attention(
     thousands of them: torch's fused attention and softmax kernels, and the
     head-splitting copies around them, are 2-3x slower at that shape.
     """
+    if q.shape[1] == 1:
+        return _one_query_attention(q, sources, mask, heads)
     n, width = q.shape[0], q.shape[2] // 3
     d = width // heads
     out = []
@@ -81,6 +83,40 @@ def attention(
         parts = weights.split([v.shape[1] for v in values], dim=-1)
         out.append(sum(_batched(p, v, n) for p, v in zip(parts, values, strict=True)))
     return torch.cat(out, dim=-1) if heads > 1 else out[0]
+
+
+def _one_query_attention(
+    q: torch.Tensor, sources: list[torch.Tensor], mask: torch.Tensor | None, heads: int
+) -> torch.Tensor:
+    """:func:`attention` with one query per row (the last block's readout), all heads at once.
+
+    A row's products are then a broadcast multiply and a sum over (T, H, d), where
+    ``bmm`` of thousands of 1-row matrices, head by head, is several times slower;
+    a batch-1 source goes through one ``einsum`` (a matmul per head).
+    """
+    n, width = q.shape[0], q.shape[2] // 3
+    d = width // heads
+    query = q[:, 0, :width].reshape(n, heads, d)
+    scores, values = [], []
+    for src in sources:
+        keys = src[..., width : 2 * width].unflatten(-1, (heads, d))  # (N or 1, T, H, d)
+        values.append(src[..., 2 * width :].unflatten(-1, (heads, d)))
+        if src.shape[0] == 1 and n > 1:
+            scores.append(torch.einsum("nhd,thd->nth", query, keys[0]))
+        else:
+            scores.append((query[:, None] * keys).sum(dim=-1))  # (n, T, H)
+    score = torch.cat(scores, dim=1) * d**-0.5
+    if mask is not None:
+        score = score.masked_fill(~mask[:, :, None], float("-inf"))
+    weights = (score - score.amax(dim=1, keepdim=True)).exp()
+    weights = weights / weights.sum(dim=1, keepdim=True)
+    out = torch.zeros(n, heads, d)
+    for w, v in zip(weights.split([v.shape[1] for v in values], dim=1), values, strict=True):
+        if v.shape[0] == 1 and n > 1:
+            out = out + torch.einsum("nth,thd->nhd", w, v[0])
+        else:
+            out = out + (w[..., None] * v).sum(dim=1)
+    return out.reshape(n, 1, width)
 
 
 def _batched(a: torch.Tensor, b: torch.Tensor, n: int) -> torch.Tensor:
@@ -104,16 +140,28 @@ class Block(nn.Module):
             nn.Linear(width, ffn_mult * width), nn.GELU(), nn.Linear(ffn_mult * width, width)
         )
 
+    def project(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Fused q|k|v (…, 3W) of tokens (…, W): per token, so it can be computed ahead."""
+        return self.qkv(self.norm1(tokens))
+
     def forward(
-        self, user: torch.Tensor, cand: torch.Tensor, mask: torch.Tensor | None, last: bool
+        self,
+        user: torch.Tensor,
+        cand: torch.Tensor,
+        mask: torch.Tensor | None,
+        last: bool,
+        qkv_cand: list[torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        qkv_user = self.qkv(self.norm1(user))
-        qkv_cand = self.qkv(self.norm1(cand))
+        """``qkv_cand``: :meth:`project` of ``cand`` when the caller already has it, as
+        groups of tokens in order (B, C_i, 3W), the readout first."""
+        qkv_user = self.project(user)
+        parts = qkv_cand if qkv_cand is not None else [self.project(cand)]
         if last:  # only the readout's output is used after the last block
-            cand, queries = cand[:, :1], qkv_cand[:, :1]
+            cand, queries = cand[:, :1], parts[0][:, :1]
         else:
-            queries = qkv_cand
-        attended = attention(queries, [qkv_user, qkv_cand], mask, self.heads)
+            queries = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+            parts = [queries]
+        attended = attention(queries, [qkv_user, *parts], mask, self.heads)
         cand = cand + self.out(attended)
         cand = cand + self.ffn(self.norm2(cand))
         if not last:
@@ -179,21 +227,42 @@ class RankerModel(nn.Module):
         tokens = torch.cat([self.user_proj(x.user)[:, None], history, context[:, None]], dim=1)
         return tokens + self._types(USER_TOKENS)
 
+    def candidate_token(self, name: str, value: torch.Tensor) -> torch.Tensor:
+        """(n, W) candidate token ``name`` as it enters the first block.
+
+        ``value``: the room or slice LUCID vectors (n, F), item rows (n, D) or age
+        buckets (n,); for the readout, any (n, …) tensor (only n is read). Every
+        token but the interest one depends on its own candidate alone, so serving
+        can compute it ahead, once per key (:mod:`ranker.token_cache`).
+        """
+        if name == "readout":
+            token = self.readout.expand(value.shape[0], -1)
+        elif name == "age":
+            token = self.age(value)
+        else:
+            token = self.proj[name](value)
+        return token + self.type_embedding[self.token_type[name]]
+
+    def interest_token(self, room: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
+        """(B, W): the candidate's room LUCID (B, F) times the pooled history (Bu, 2, F)."""
+        cross = room[:, None] * history
+        return (
+            self.proj["interest"](cross.flatten(1))
+            + self.type_embedding[self.token_type["interest"]]
+        )
+
     def embed_candidate_side(self, x: TokenInputs) -> tuple[torch.Tensor, tuple[str, ...]]:
         """(B, C, W): the readout and the candidate's tokens, and their names."""
-        b = x.age.shape[0]
-        tokens = {"readout": self.readout.expand(b, -1), "age": self.age(x.age)}
+        tokens = {"readout": self.candidate_token("readout", x.age)}
+        tokens["age"] = self.candidate_token("age", x.age)
         for name in ("room", "slice", "item"):
             value = getattr(x, name)
             if value is not None and name in self.proj:
-                tokens[name] = self.proj[name](value)
+                tokens[name] = self.candidate_token(name, value)
         if "interest" in self.proj and x.room is not None:
-            # (B, 2, F): the candidate's room LUCID times the session and long-term history
-            cross = x.room[:, None] * x.history
-            tokens["interest"] = self.proj["interest"](cross.flatten(1))
+            tokens["interest"] = self.interest_token(x.room, x.history)
         names = tuple(n for n in self.candidate_names if n in tokens)
-        stacked = torch.stack([tokens[n] for n in names], dim=1)
-        return stacked + self._types(names), names
+        return torch.stack([tokens[n] for n in names], dim=1), names
 
     def forward(self, x: TokenInputs) -> torch.Tensor:
         """Logits (B, T) of the tasks, in the order of ``settings.tasks.names``."""
@@ -204,6 +273,23 @@ class RankerModel(nn.Module):
             visible = torch.ones(cand.shape[0], user.shape[1] + len(names), dtype=torch.bool)
             visible[:, user.shape[1] + names.index("item")] = x.item_keep
             mask = visible
+        return self.mix(user, cand, mask)
+
+    def mix(
+        self,
+        user: torch.Tensor,
+        cand: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        qkv_cand: list[torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """Logits (B, T) from the first block's user (Bu, 4, W) and candidate (B, C, W) tokens.
+
+        ``qkv_cand``: the first block's projection of ``cand``, when computed ahead
+        (see :meth:`Block.forward`).
+        After one block only the readout of ``cand`` is read, so ``cand`` may then
+        hold just that token (B, 1, W).
+        """
         for i, block in enumerate(self.blocks):
-            user, cand = block(user, cand, mask, last=i == len(self.blocks) - 1)
+            first = qkv_cand if i == 0 else None
+            user, cand = block(user, cand, mask, last=i == len(self.blocks) - 1, qkv_cand=first)
         return self.head(cand[:, 0])

@@ -97,16 +97,13 @@ class RankPipeline:
         table = self.rooms.table()
         excluded = set(body.exclude)
         if body.candidates is not None:
-            rows, unknown = [], []
-            find, coded = table.index.get, table.coded
-            for c in dict.fromkeys(body.candidates):
-                if c in excluded:
-                    continue
-                row = find(c)
-                if row is not None and coded[row]:
-                    rows.append(row)
-                else:
-                    unknown.append(c)
+            given = [c for c in dict.fromkeys(body.candidates) if c not in excluded]
+            find = table.index.get
+            found = np.array([find(c, -1) for c in given], dtype=np.int64)
+            ranked = found >= 0
+            ranked[ranked] = table.coded[found[ranked]]
+            rows = found[ranked].tolist()
+            unknown = [given[i] for i in np.flatnonzero(~ranked)]
         else:
             interest = self.session.interest(body.user_id, table)
             rows = [
@@ -141,16 +138,16 @@ class RankPipeline:
                 rng = np.random.default_rng(int(digest[:16], 16))  # replays draw the same
                 draw = thompson_pick(clicks, shown, settings.serving.exploration_slots, rng)
                 picked, explored = with_exploration(picked, [int(young[d]) for d in draw], body.k)
-            for i in picked:
+            probs, score = scores.probs[picked].tolist(), scores.score[picked].tolist()
+            for i, p, s in zip(picked, probs, score, strict=True):
+                row = rows[i]
                 items.append(
                     RankedRoom(
-                        room_id=table.ids[rows[i]],
-                        score=float(scores.score[i]),
-                        scores={
-                            t: float(p) for t, p in zip(scores.tasks, scores.probs[i], strict=True)
-                        },
-                        lucid=table.lucid_text[rows[i]],
-                        slice_lucid=table.slice_lucid_text[rows[i]],
+                        room_id=table.ids[row],
+                        score=s,
+                        scores=dict(zip(scores.tasks, p, strict=True)),
+                        lucid=table.lucid_text[row],
+                        slice_lucid=table.slice_lucid_text[row],
                         explored=i in explored,
                     )
                 )

@@ -40,14 +40,16 @@ def mmr(scores: np.ndarray, embeddings: np.ndarray, k: int, lam: float) -> np.nd
     kth_lower = np.partition(upper, n - k)[n - k] - weight * s_max
     pool = np.flatnonzero(upper >= kth_lower)
     base, emb = upper[pool], np.ascontiguousarray(emb[pool])
-    value, max_sim = base.copy(), np.zeros(len(pool))
+    value, penalty = base.copy(), np.zeros(len(pool))
+    sim = np.empty(len(pool), dtype=np.float32)
     order = np.empty(k, dtype=np.int64)
     for j in range(k):
         pick = int(value.argmax())
         order[j] = pick
-        np.maximum(max_sim, emb @ emb[pick], out=max_sim)
-        np.subtract(base, weight * max_sim, out=value)
-        value[order[: j + 1]] = -np.inf
+        base[pick] = -np.inf  # picked: never again
+        np.matmul(emb, emb[pick], out=sim)
+        np.maximum(penalty, sim, out=penalty)
+        np.subtract(base, weight * penalty, out=value)
     return pool[order]
 
 

@@ -78,7 +78,8 @@ def serve(
             f"  curl -s -X POST http://{host}:{port}/v1/rank -H 'content-type: application/json'"
             ' -d \'{"user_id": "demo-user-0", "k": 5}\'\n'
         )
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        # access_log off: the request-id middleware writes one structured line per request
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)
     finally:
         if worker is not None:
             worker.terminate()

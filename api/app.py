@@ -43,6 +43,7 @@ def create_app(settings: Settings) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         services = Services(settings)
         services.experiments.install_sighup()
+        services.start_refresher()
         app.state.services = services
         try:
             yield

@@ -1,8 +1,19 @@
-"""What the API's handlers share, built once per process in the app's lifespan."""
+"""What the API's handlers share, built once per process in the app's lifespan.
+
+A background thread refreshes the room cache and the served models every half
+``api.refresh_interval_s``, so a request finds them fresh and never pays for a
+catalog query or a directory scan itself; should the thread fall behind, a
+request that finds a refresh due still does it (the caches' own schedule).
+"""
 
 from __future__ import annotations
 
+import logging
+import threading
 from pathlib import Path
+
+import anyio
+import torch
 
 from api.experiments import Assigner
 from api.metrics import Metrics
@@ -15,10 +26,13 @@ from configs import Settings, WatchedExperiments
 from workers.catalog import Catalog
 from workers.celery_app import QUEUES, create_celery
 
+logger = logging.getLogger(__name__)
+
 
 class Services:
     def __init__(self, settings: Settings) -> None:
         api = settings.api
+        torch.set_num_threads(api.torch_threads)
         self.settings = settings
         self.catalog = Catalog(settings.catalog.url)
         self.celery = create_celery(settings)
@@ -36,6 +50,22 @@ class Services:
             new_room_age_s=api.new_room_age_s,
         )
         self.metrics = Metrics()
+        self.rank_lanes = anyio.CapacityLimiter(api.rank_lanes)
+        self._stop = threading.Event()
+        self._refresher: threading.Thread | None = None
+
+    def start_refresher(self) -> None:
+        """Keep rooms and models fresh off the request path (see the module docstring)."""
+        self._refresher = threading.Thread(target=self._refresh_loop, name="refresher", daemon=True)
+        self._refresher.start()
+
+    def _refresh_loop(self) -> None:
+        while not self._stop.wait(self.settings.api.refresh_interval_s / 2):
+            try:
+                self.rooms.refresh()
+                self.models.refresh_all()
+            except Exception:  # a catalog outage: log, keep serving, try again next round
+                logger.exception("background refresh failed; serving what is loaded")
 
     def queue_depths(self) -> dict[str, int]:
         """Messages waiting in each queue, as the broker counts them."""
@@ -47,4 +77,7 @@ class Services:
         return depths
 
     def close(self) -> None:
+        self._stop.set()
+        if self._refresher is not None:
+            self._refresher.join(timeout=10)
         self.catalog.close()

@@ -42,12 +42,20 @@ class ServedModels:
                     self._next[variant] = now + self.interval_s
             return server
         if now >= self._next.get(variant, 0.0):
-            self._next[variant] = now + self.interval_s
-            try:
-                server.refresh()
-            except StoreError as exc:  # a damaged file: keep serving what is loaded
-                logger.error("variant %s: not applying the store's newest files: %s", variant, exc)
+            self._refresh(variant, server)
         return server
+
+    def refresh_all(self) -> None:
+        """Apply what the trainer published to every loaded variant (the background refresh)."""
+        for variant, server in list(self._servers.items()):
+            self._refresh(variant, server)
+
+    def _refresh(self, variant: str, server: RankerServer) -> None:
+        self._next[variant] = time.monotonic() + self.interval_s
+        try:
+            server.refresh()
+        except StoreError as exc:  # a damaged file: keep serving what is loaded
+            logger.error("variant %s: not applying the store's newest files: %s", variant, exc)
 
     def loaded(self) -> dict[str, RankerServer]:
         return dict(self._servers)

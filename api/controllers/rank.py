@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio.to_thread
 from litestar import Controller, Request, post
 from litestar.datastructures import State
 from litestar.exceptions import ClientException, ServiceUnavailableException
@@ -15,8 +16,8 @@ class RankController(Controller):
     path = "/v1/rank"
     tags = ["rank"]
 
-    @post(operation_id="rank", status_code=200, sync_to_thread=True)
-    def rank(self, data: RankBody, state: State, request: Request) -> RankResponse:
+    @post(operation_id="rank", status_code=200)
+    async def rank(self, data: RankBody, state: State, request: Request) -> RankResponse:
         """Rank the given candidates (or live rooms retrieved for the user), top ``k``.
 
         The user's A/B variant picks the ranker variant and the serving knobs.
@@ -26,7 +27,9 @@ class RankController(Controller):
         assignment = services.assign(data.user_id)
         request.scope["state"]["variant"] = assignment.label  # the latency metric's label
         try:
-            response = services.pipeline.rank(data, assignment)
+            response = await anyio.to_thread.run_sync(
+                services.pipeline.rank, data, assignment, limiter=services.rank_lanes
+            )
         except ReplayConflictError as exc:
             raise ClientException(status_code=409, detail=str(exc)) from None
         except ModelNotReadyError as exc:

@@ -110,7 +110,9 @@ class TokenCache:
         self, name: str, keys: np.ndarray, value_at: Callable[[np.ndarray], torch.Tensor]
     ) -> np.ndarray:
         """Entry rows (n,) of ``keys``; a key without one gets it from its first candidate."""
-        index = self._index.setdefault(name, KeyIndex())
+        index = self._index.get(name)
+        if index is None:
+            index = self._index[name] = KeyIndex()
         rows = index.get(keys)
         missing = np.flatnonzero(rows < 0)
         if missing.size:

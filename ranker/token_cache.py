@@ -34,7 +34,7 @@ from ranker.keys import LucidKeys
 from ranker.model import RankerModel
 from ranker.types import Candidates
 
-MAX_ENTRIES = 1 << 20
+MAX_ENTRIES = 1 << 18  # 160 floats each by default: 168 MB at most (a delta clears it anyway)
 
 
 class TokenCache:
@@ -120,22 +120,23 @@ class TokenCache:
             value = value_at(missing[first])
             token = self.model.candidate_token(name, value)
             start, end = self._size, self._size + len(new)
-            self._x0 = _put(self._x0, start, token)
-            self._qkv = _put(self._qkv, start, self.model.blocks[0].project(token))
+            cap = self.max_entries + 1
+            self._x0 = _put(self._x0, start, token, cap)
+            self._qkv = _put(self._qkv, start, self.model.blocks[0].project(token), cap)
             if name == "room":
-                self._vector = _put(self._vector, start, value)
+                self._vector = _put(self._vector, start, value, cap)
             index.insert(new, np.arange(start, end, dtype=np.int64))
             self._size = end
             rows = index.get(keys)
         return rows
 
 
-def _put(values: torch.Tensor, start: int, rows: torch.Tensor) -> torch.Tensor:
-    """``values`` with ``rows`` written from row ``start``; it doubles when full, so a stream
-    of misses copies O(n) in all."""
+def _put(values: torch.Tensor, start: int, rows: torch.Tensor, cap: int) -> torch.Tensor:
+    """``values`` with ``rows`` written from row ``start``. Full, it doubles (up to ``cap``
+    rows unless more are needed), so a stream of misses copies O(n) in all."""
     end = start + len(rows)
     if end > values.shape[0]:
-        grown = torch.zeros(max(end, 2 * values.shape[0]), values.shape[1])
+        grown = torch.zeros(max(end, min(2 * values.shape[0], cap)), values.shape[1])
         grown[: values.shape[0]] = values
         values = grown
     values[start:end] = rows

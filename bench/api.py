@@ -6,7 +6,8 @@ Setup (in a temporary data dir, default profile): 1200 rooms with random
 store. Then ``lucidrec serve --no-worker`` on a free port is driven by an async
 client (kept-alive connections, requests encoded ahead) at concurrency 1, 8
 and 32; the baseline scores the same requests with
-``RankerServer.score`` in this process. Overhead ratio = HTTP p50 at
+``RankerServer.score`` in this process, with the API's ``api.torch_threads`` as
+the server has them. Overhead ratio = HTTP p50 at
 concurrency 1 / in-process p50. A second baseline runs the whole serving
 pipeline in this process (``RankPipeline.rank``: candidate lookup, scoring, MMR,
 exploration, the response), which splits that overhead into the pipeline's own
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import msgspec
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -91,7 +93,9 @@ def prepare(data: Path) -> tuple[dict[str, str], list[str]]:
 
 
 def in_process(env: dict[str, str], candidates: list[str], requests: int) -> list[float]:
+    """``RankerServer.score`` timed in this process, with the API's torch threads."""
     settings = load_settings(env=env)
+    torch.set_num_threads(settings.api.torch_threads)  # as the server runs it
     server = RankerServer(ModelStore.open(Path(settings.model_store) / "ranker", "staged"))
     catalog = Catalog(settings.catalog.url)
     rooms = {r.room_id: r for r in catalog.rooms(room_ids=candidates)}

@@ -93,6 +93,9 @@ class RankerCore:
         its next update; a trainable core changes at every step, so it starts over.
         """
         weights = self.task_weight_vector(task_weights)
+        if len(request.candidates) == 0:
+            empty = np.zeros((0, len(self.tasks)), dtype=np.float32)
+            return Scores(tasks=self.tasks, probs=empty, score=empty @ weights)
         user_side = UserSide(
             user=np.array([request.user], dtype=np.int64),
             history=request.history,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
-from ranker import OnlineTrainer, RankerError
+from ranker import Candidates, OnlineTrainer, RankerError
 from ranker.types import EventBatch
 from tests.unit.ranker.helpers import WEIGHTS, request_for, same_user, small_settings, stream
 
@@ -32,6 +34,20 @@ def test_a_request_scores_like_its_candidates_scored_one_by_one(overrides: dict)
     np.testing.assert_allclose(scores.score, scores.probs @ weights, rtol=1e-6)
     assert scores.tasks == ("click", "quality_watch", "like", "follow")
     assert scores.probs.shape == (40, 4)
+
+
+def test_a_request_without_candidates_scores_to_empty_arrays() -> None:
+    trainer = OnlineTrainer(small_settings())
+    trainer.train(stream().batch(64))
+    request = request_for(stream().batch(3), trainer.history.read)
+    none = Candidates(
+        room=request.candidates.room[:0],
+        room_lucid=request.candidates.room_lucid[:0],
+        slice_lucid=request.candidates.slice_lucid[:0],
+        room_age_s=request.candidates.room_age_s[:0],
+    )
+    scores = trainer.score(dataclasses.replace(request, candidates=none), WEIGHTS)
+    assert scores.probs.shape == (0, 4) and scores.score.shape == (0,)
 
 
 def test_unknown_task_weights_are_refused() -> None:

@@ -4,7 +4,9 @@ Each table is looked up once per forward pass with every key it serves (a room
 table serves the candidates' room LUCIDs and every history entry). In training the
 rows come back as a small leaf tensor, so backward produces gradients for exactly
 the rows the mini-batch touched, which :meth:`SparseStep.apply` hands to each
-table's row optimizer; served lookups index the table's rows directly.
+table's row optimizer; served lookups index the table's rows directly. Served
+scoring looks up the user side here and a candidate's inputs only when the token
+cache (:mod:`ranker.token_cache`) has no entry for them (:meth:`candidate_vector`).
 
 A LUCID token is the sum of its L prefix embeddings (or their concatenation, which
 the model projects). History is pooled twice with recency weights: in-session

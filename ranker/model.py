@@ -63,7 +63,8 @@ def attention(
 
     Written out per head because our sequences are ~10 tokens long and there are
     thousands of them: torch's fused attention and softmax kernels, and the
-    head-splitting copies around them, are 2-3x slower at that shape.
+    head-splitting copies around them, are 2-3x slower at that shape. One query
+    per row (the last block) has a path of its own, all heads at once.
     """
     if q.shape[1] == 1:
         return _one_query_attention(q, sources, mask, heads)

@@ -181,6 +181,11 @@ class RankerSettings(Section):
     sync: SyncSettings = msgspec.field(default_factory=SyncSettings)
     snapshot: SnapshotSettings = msgspec.field(default_factory=SnapshotSettings)
 
+    @property
+    def lucid_width(self) -> int:
+        """Width F of a LUCID token: one row (sum of the levels) or L rows side by side."""
+        return self.sparse.dim * (self.lucid.levels if self.lucid.combine == "concat" else 1)
+
     def __post_init__(self) -> None:
         names = [feature.name for feature in self.context]
         if len(set(names)) != len(names):

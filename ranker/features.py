@@ -128,14 +128,15 @@ class Features:
             "user": {"user": np.asarray(user_side.user)},
             "room": {"history": self.lucid_keys("room", user_side.history.codes, "history codes")},
         }
-        for name in ("room", "slice") if cands is not None else ():
-            if name in self.candidate_names:
-                codes = getattr(cands, f"{name}_lucid")
-                parts.setdefault(name, {})["candidate"] = self.lucid_keys(
-                    name, codes, f"{name}_lucid"
-                )
-        if "item" in self.tables and cands is not None:
-            parts["item"] = {"candidate": np.asarray(cands.room)}
+        if cands is not None:
+            for name in ("room", "slice"):
+                if name in self.candidate_names:
+                    codes = getattr(cands, f"{name}_lucid")
+                    parts.setdefault(name, {})["candidate"] = self.lucid_keys(
+                        name, codes, f"{name}_lucid"
+                    )
+            if "item" in self.tables:
+                parts["item"] = {"candidate": np.asarray(cands.room)}
         looked = {
             name: _TableLookup(self.tables[name], keys, step, sparse)
             for name, keys in parts.items()

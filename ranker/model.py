@@ -182,7 +182,7 @@ class RankerModel(nn.Module):
 
     def _build(self, settings: RankerSettings) -> None:
         width, dim = settings.backbone.width, settings.sparse.dim
-        lucid = dim * (settings.lucid.levels if settings.lucid.combine == "concat" else 1)
+        lucid = settings.lucid_width
         self.candidate_names = ("readout", *candidate_tokens(settings.variant))
         names = USER_TOKENS + self.candidate_names
         self.token_type = {name: i for i, name in enumerate(names)}

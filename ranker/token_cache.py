@@ -58,11 +58,8 @@ class TokenCache:
         self._size = 0
         self._x0 = torch.zeros(0, width)
         self._qkv = torch.zeros(0, 3 * width)
-        settings = self.features.settings
-        lucid = settings.sparse.dim * (
-            settings.lucid.levels if settings.lucid.combine == "concat" else 1
-        )
-        self._vector = torch.zeros(0, lucid)  # room LUCID vectors (other tokens' rows unused)
+        # room LUCID vectors (other tokens' rows unused)
+        self._vector = torch.zeros(0, self.features.settings.lucid_width)
 
     def first_block(
         self, cands: Candidates, history: torch.Tensor

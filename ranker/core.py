@@ -108,8 +108,7 @@ class RankerCore:
             self.model.eval()
         with torch.inference_mode():
             x, _ = self.features.inputs(user_side, None)
-            cand, qkv = self.token_cache.first_block(request.candidates, x.history)
-            logits = self.model.mix(self.model.embed_user_side(x), cand, qkv_cand=qkv)
+            logits = self.token_cache.logits(request.candidates, x)
         probs = torch.sigmoid(logits).numpy()
         return Scores(tasks=self.tasks, probs=probs, score=probs @ weights)
 

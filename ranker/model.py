@@ -245,12 +245,18 @@ class RankerModel(nn.Module):
         return token + self.type_embedding[self.token_type[name]]
 
     def interest_token(self, room: torch.Tensor, history: torch.Tensor) -> torch.Tensor:
-        """(B, W): the candidate's room LUCID (B, F) times the pooled history (Bu, 2, F)."""
-        cross = room[:, None] * history
-        return (
-            self.proj["interest"](cross.flatten(1))
-            + self.type_embedding[self.token_type["interest"]]
-        )
+        """(B, W): the candidate's room LUCID (B, F) times the pooled history (Bu, 2, F).
+
+        With one user (a served request) the product is folded into the projection:
+        proj([r * h0, r * h1]) = r @ (W0 * h0 + W1 * h1)^T + b, one (F, W) matrix per
+        request instead of a (B, 2F) product and a matrix twice the size.
+        """
+        proj = self.proj["interest"]
+        bias = proj.bias + self.type_embedding[self.token_type["interest"]]
+        if history.shape[0] == 1:
+            weight = (proj.weight.view(-1, 2, history.shape[-1]) * history).sum(dim=1)
+            return nn.functional.linear(room, weight, bias)
+        return nn.functional.linear((room[:, None] * history).flatten(1), proj.weight, bias)
 
     def embed_candidate_side(self, x: TokenInputs) -> tuple[torch.Tensor, tuple[str, ...]]:
         """(B, C, W): the readout and the candidate's tokens, and their names."""

@@ -31,7 +31,8 @@ import torch
 from ranker.features import Features
 from ranker.key_index import KeyIndex
 from ranker.keys import LucidKeys
-from ranker.model import RankerModel
+from ranker.model import RankerModel, TokenInputs
+from ranker.readout import ReadoutScorer
 from ranker.types import Candidates
 
 MAX_ENTRIES = 1 << 18  # 160 floats each by default: 168 MB at most (a delta clears it anyway)
@@ -53,30 +54,33 @@ class TokenCache:
         return self._size
 
     def clear(self) -> None:
-        width = self.model.readout.shape[0]
+        """Drop every entry; the owner calls this whenever the model changes."""
         self._index: dict[str, KeyIndex] = {}
         self._size = 0
-        self._x0 = torch.zeros(0, width)
-        self._qkv = torch.zeros(0, 3 * width)
+        model = self.model
+        self._readout = ReadoutScorer(model) if len(model.blocks) == 1 else None
+        width = model.readout.shape[0]
+        self._state = torch.zeros(0, self._readout.state_width if self._readout else 4 * width)
         # room LUCID vectors (other tokens' rows unused)
         self._vector = torch.zeros(0, self.features.settings.lucid_width)
 
-    def first_block(
-        self, cands: Candidates, history: torch.Tensor
-    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """The first block's candidate tokens and their q|k|v, for :meth:`RankerModel.mix`.
+    def _entry(self, token: torch.Tensor) -> torch.Tensor:
+        """What an entry keeps of its token (n, W): a one-block model's readout state
+        (:mod:`ranker.readout`), else the token and its first-block q|k|v."""
+        if self._readout is not None:
+            return self._readout.state(token)
+        return torch.cat([token, self.model.blocks[0].project(token)], dim=1)
 
-        Returns tokens (B, C, W), or the readout alone (B, 1, W) for a one-block
-        model, and q|k|v as [(B, S, 3W) static tokens, (B, 1, 3W) interest token].
-        ``history``: the request's pooled history (1, 2, F), for the interest token.
-        """
+    def logits(self, cands: Candidates, x: TokenInputs) -> torch.Tensor:
+        """Logits (B, T) of a request: ``x`` holds its user side (:meth:`Features.inputs`
+        without candidates), the candidates' static tokens come from the cache."""
         features, model = self.features, self.model
         n = len(cands)
         if self._size + 4 * n > self.max_entries:
             self.clear()
-        inputs: dict[str, tuple[np.ndarray, Callable[[np.ndarray], torch.Tensor]]] = {
-            "readout": (np.zeros(n, dtype=np.int64), lambda at: torch.zeros(len(at), 0)),
-        }
+        inputs: dict[str, tuple[np.ndarray, Callable[[np.ndarray], torch.Tensor]]] = {}
+        if self._readout is None:  # a one-block model merges the readout with the user side
+            inputs["readout"] = (np.zeros(n, dtype=np.int64), lambda at: torch.zeros(len(at), 0))
         for name in ("room", "slice"):
             if name in features.candidate_names:
                 codes = features.keys[name].check(getattr(cands, f"{name}_lucid"), f"{name}_lucid")
@@ -91,17 +95,23 @@ class TokenCache:
             inputs["item"] = (room, lambda at: features.candidate_vector("item", room[at]))
         static = [name for name in model.candidate_names if name in inputs]  # readout first
         rows = np.stack([self._rows(name, *inputs[name]) for name in static], axis=1)
-        flat = torch.from_numpy(rows.reshape(-1))
-        qkv = [self._qkv.index_select(0, flat).view(n, len(static), -1)]
-        tokens = []
+        entries = self._state.index_select(0, torch.from_numpy(rows.reshape(-1)))
+        entries = entries.view(n, len(static), -1)
+        interest = None
         if "interest" in model.candidate_names and "room" in inputs:
             vector = self._vector.index_select(0, torch.from_numpy(rows[:, static.index("room")]))
-            tokens.append(model.interest_token(vector, history)[:, None])
-            qkv.append(model.blocks[0].project(tokens[-1]))
-        if len(model.blocks) == 1:  # only the readout's token is read: one row for all
-            return self._x0[int(rows[0, 0])].expand(n, 1, -1), qkv
-        x0 = self._x0.index_select(0, flat).view(n, len(static), -1)
-        return torch.cat([x0, *tokens], dim=1), [torch.cat(qkv, dim=1)]
+            interest = model.interest_token(vector, x.history)[:, None]  # (B, 1, W)
+        user = model.embed_user_side(x)
+        if self._readout is not None:
+            if interest is not None:
+                entries = torch.cat([entries, self._readout.state(interest)], dim=1)
+            return self._readout.logits(user, entries)
+        width = model.readout.shape[0]
+        cand, qkv = entries[..., :width], entries[..., width:]
+        if interest is not None:
+            cand = torch.cat([cand, interest], dim=1)
+            qkv = torch.cat([qkv, model.blocks[0].project(interest)], dim=1)
+        return model.mix(user, cand, qkv_cand=[qkv])
 
     def _rows(
         self, name: str, keys: np.ndarray, value_at: Callable[[np.ndarray], torch.Tensor]
@@ -118,8 +128,7 @@ class TokenCache:
             token = self.model.candidate_token(name, value)
             start, end = self._size, self._size + len(new)
             cap = self.max_entries + 1
-            self._x0 = _put(self._x0, start, token, cap)
-            self._qkv = _put(self._qkv, start, self.model.blocks[0].project(token), cap)
+            self._state = _put(self._state, start, self._entry(token), cap)
             if name == "room":
                 self._vector = _put(self._vector, start, value, cap)
             index.insert(new, np.arange(start, end, dtype=np.int64))

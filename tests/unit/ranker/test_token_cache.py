@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from ranker import OnlineTrainer, RankRequest
 from ranker.codec import core_from_tensors, core_tensors
 from ranker.core import RankerCore
+from ranker.features import UserSide
 from tests.unit.ranker.helpers import WEIGHTS, request_for, small_settings, stream
 
 
@@ -35,10 +37,11 @@ def test_served_scores_stay_those_of_the_trainer_across_requests(overrides: dict
         req = request(trainer, seed)
         got, expected = served.score(req, WEIGHTS), trainer.score(req, WEIGHTS)
         np.testing.assert_allclose(got.probs, expected.probs, rtol=0, atol=2e-6)
-    # one entry per distinct key: the readout, age buckets, room and slice codes, room ids
+    # one entry per distinct key: age buckets, room and slice codes, room ids, and the
+    # readout unless one block merges it with the user side (ranker.readout)
     cands = [request(trainer, seed).candidates for seed in (1, 2, 3)]
     features = served.features
-    distinct = 1 + sum(
+    distinct = (len(served.model.blocks) > 1) + sum(
         len(np.unique(np.concatenate(keys)))
         for keys in (
             [features.age_buckets(c.room_age_s).numpy() for c in cands],
@@ -48,6 +51,25 @@ def test_served_scores_stay_those_of_the_trainer_across_requests(overrides: dict
         )
     )
     assert len(served.token_cache) == distinct
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_cached_scoring_is_the_models_plain_forward(layers: int) -> None:
+    """The cache (and, with one block, the merged readout) against ``RankerModel.forward``."""
+    trainer = OnlineTrainer(small_settings(variant="staged", backbone={"layers": layers}))
+    trainer.train(stream().batch(640))
+    served = served_copy(trainer)
+    for seed in (1, 2, 1):
+        req = request(trainer, seed)
+        user_side = UserSide(
+            user=np.array([req.user]),
+            history=req.history,
+            context=np.asarray(req.context).reshape(1, -1),
+            now=np.array([req.ts]),
+        )
+        with torch.inference_mode():
+            plain = torch.sigmoid(served.logits(user_side, req.candidates)[0]).numpy()
+        np.testing.assert_allclose(served.score(req, WEIGHTS).probs, plain, rtol=0, atol=2e-6)
 
 
 def test_an_applied_delta_or_dense_update_drops_the_cached_tokens() -> None:

@@ -134,7 +134,7 @@ class RankPipeline:
             explored: set[int] = set()
             if settings.serving.exploration and settings.serving.exploration_slots:
                 young = np.flatnonzero(request.candidates.room_age_s <= self.new_room_age_s)
-                clicks, shown = self.session.counts([table.ids[rows[i]] for i in young])
+                clicks, shown = self.session.counts(request.candidates.room[young])
                 rng = np.random.default_rng(int(digest[:16], 16))  # replays draw the same
                 draw = thompson_pick(clicks, shown, settings.serving.exploration_slots, rng)
                 picked, explored = with_exploration(picked, [int(young[d]) for d in draw], body.k)

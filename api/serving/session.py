@@ -10,10 +10,11 @@ per room feed the exploration posteriors.
 from __future__ import annotations
 
 import threading
-from collections import Counter, OrderedDict, deque
+from collections import OrderedDict, deque
 
 import numpy as np
 
+from api.serving.room_counts import RoomCounts
 from api.serving.rooms import RoomTable
 from configs.ranker import RankerSettings
 from ranker import History, HistoryStore, id_keys
@@ -41,8 +42,7 @@ class SessionState:
         self.quality_watch_s = settings.tasks.quality_watch_s
         self.history = HistoryStore(settings.history.length, settings.lucid.levels)
         self._engaged: OrderedDict[str, deque[str]] = OrderedDict()
-        self.impressions: Counter[str] = Counter()
-        self.clicks: Counter[str] = Counter()
+        self.room_counts = RoomCounts()
         self._prune_at = MAX_ROOMS
         self._lock = threading.Lock()
 
@@ -53,10 +53,11 @@ class SessionState:
             e for e in engaged if e.room_id in table.index and table.coded[table.index[e.room_id]]
         ]
         with self._lock:
-            for event in events:
-                self.impressions[event.room_id] += 1
-                self.clicks[event.room_id] += int(event.labels.get("click", 0) > 0)
-            if len(self.impressions) > self._prune_at:
+            self.room_counts.add(
+                id_keys([e.room_id for e in events]),
+                np.array([e.labels.get("click", 0) > 0 for e in events], dtype=bool),
+            )
+            if len(self.room_counts) > self._prune_at:
                 self._forget_rooms(table)
             for event in engaged:
                 rooms = self._engaged.pop(event.user_id, None) or deque(maxlen=20)
@@ -76,11 +77,9 @@ class SessionState:
     def _forget_rooms(self, table: RoomTable) -> None:
         """Keep the exploration counts of live rooms only: an ended room is never explored
         again, and room ids never repeat, so without this the counters grow forever."""
-        live = {table.ids[i] for i in np.flatnonzero(table.live)}
-        self.impressions = Counter({r: n for r, n in self.impressions.items() if r in live})
-        self.clicks = Counter({r: n for r, n in self.clicks.items() if r in live})
+        self.room_counts.keep(table.keys[table.live])
         # more live rooms than the cap: prune again only once the counters have doubled
-        self._prune_at = max(MAX_ROOMS, 2 * len(self.impressions))
+        self._prune_at = max(MAX_ROOMS, 2 * len(self.room_counts))
 
     def history_of(self, user_id: str) -> History:
         with self._lock:
@@ -97,10 +96,7 @@ class SessionState:
         norm = float(np.linalg.norm(vector))
         return vector / norm if norm > 0 else None
 
-    def counts(self, room_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        with self._lock:  # dict.get: a Counter's own lookup runs __missing__ for unseen rooms
-            clicks, shown = self.clicks.get, self.impressions.get
-            return (
-                np.array([clicks(r, 0) for r in room_ids], dtype=np.float64),
-                np.array([shown(r, 0) for r in room_ids], dtype=np.float64),
-            )
+    def counts(self, room_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(clicks, impressions) of rooms by their ranker keys (:func:`ranker.id_keys`)."""
+        with self._lock:
+            return self.room_counts.get(room_keys)

@@ -9,16 +9,19 @@ afresh; the rest is read back by key: the full room or slice code, the room key,
 the age bucket. A thousand candidates cost a few gathers instead of 9k table
 lookups, four projections and the first block's projection of every token.
 
-An entry holds its token ``x0`` (W floats) and q|k|v (3W), and a room LUCID's
-entry also its combined LUCID vector (F), which the interest token reads. All
-entries share one row space, so a request's static tokens come back as one
-gather (B, S, 3W), and the interest token follows them: attention does not
-depend on the order of the candidate tokens (no positions), only the readout
-must stay first. The values are those the uncached forward computes, on the
-same rows, up to float rounding (a matrix kernel may sum in another order for
-another batch size, and the softmax sums keys in another order). The owner
-clears the cache whenever the model changes (a delta, dense weights, a retired
-table); a cache past ``max_entries`` starts over.
+What an entry keeps depends on the depth. A one-block model keeps, per token,
+the readout's score against it and its value (:class:`ranker.readout.ReadoutScorer`,
+H + W floats); a deeper one keeps the token ``x0`` and its first-block q|k|v (4W,
+:class:`FirstBlockScorer`), readout included. A room LUCID's entry also holds its
+combined LUCID vector (F), which the interest token reads. All entries share one
+row space, so a request's static tokens come back as one gather per array,
+token-major (C, B, …); the interest token joins them after: attention does not
+depend on the order of the candidate tokens (no positions). The values are those
+the uncached forward computes, on the same rows, up to float rounding (a matrix
+kernel may sum in another order for another batch size, and the softmax sums keys
+in another order); tests compare the two. The owner clears the cache whenever the
+model changes (a delta, dense weights, a retired table); a cache past
+``max_entries`` starts over.
 """
 
 from __future__ import annotations
@@ -58,18 +61,10 @@ class TokenCache:
         self._index: dict[str, KeyIndex] = {}
         self._size = 0
         model = self.model
-        self._readout = ReadoutScorer(model) if len(model.blocks) == 1 else None
-        width = model.readout.shape[0]
-        self._state = torch.zeros(0, self._readout.state_width if self._readout else 4 * width)
+        self._scorer = ReadoutScorer(model) if len(model.blocks) == 1 else FirstBlockScorer(model)
+        self._columns = [torch.zeros(0, width) for width in self._scorer.widths]
         # room LUCID vectors (other tokens' rows unused)
         self._vector = torch.zeros(0, self.features.settings.lucid_width)
-
-    def _entry(self, token: torch.Tensor) -> torch.Tensor:
-        """What an entry keeps of its token (n, W): a one-block model's readout state
-        (:mod:`ranker.readout`), else the token and its first-block q|k|v."""
-        if self._readout is not None:
-            return self._readout.state(token)
-        return torch.cat([token, self.model.blocks[0].project(token)], dim=1)
 
     def logits(self, cands: Candidates, x: TokenInputs) -> torch.Tensor:
         """Logits (B, T) of a request: ``x`` holds its user side (:meth:`Features.inputs`
@@ -79,7 +74,7 @@ class TokenCache:
         if self._size + 4 * n > self.max_entries:
             self.clear()
         inputs: dict[str, tuple[np.ndarray, Callable[[np.ndarray], torch.Tensor]]] = {}
-        if self._readout is None:  # a one-block model merges the readout with the user side
+        if self._scorer.caches_readout:
             inputs["readout"] = (np.zeros(n, dtype=np.int64), lambda at: torch.zeros(len(at), 0))
         for name in ("room", "slice"):
             if name in features.candidate_names:
@@ -94,24 +89,14 @@ class TokenCache:
             room = np.asarray(cands.room, dtype=np.int64)
             inputs["item"] = (room, lambda at: features.candidate_vector("item", room[at]))
         static = [name for name in model.candidate_names if name in inputs]  # readout first
-        rows = np.stack([self._rows(name, *inputs[name]) for name in static], axis=1)
-        entries = self._state.index_select(0, torch.from_numpy(rows.reshape(-1)))
-        entries = entries.view(n, len(static), -1)
+        rows = np.stack([self._rows(name, *inputs[name]) for name in static])  # (C, B)
+        flat = torch.from_numpy(rows.reshape(-1))
+        cached = [column.index_select(0, flat).view(len(static), n, -1) for column in self._columns]
         interest = None
         if "interest" in model.candidate_names and "room" in inputs:
-            vector = self._vector.index_select(0, torch.from_numpy(rows[:, static.index("room")]))
-            interest = model.interest_token(vector, x.history)[:, None]  # (B, 1, W)
-        user = model.embed_user_side(x)
-        if self._readout is not None:
-            if interest is not None:
-                entries = torch.cat([entries, self._readout.state(interest)], dim=1)
-            return self._readout.logits(user, entries)
-        width = model.readout.shape[0]
-        cand, qkv = entries[..., :width], entries[..., width:]
-        if interest is not None:
-            cand = torch.cat([cand, interest], dim=1)
-            qkv = torch.cat([qkv, model.blocks[0].project(interest)], dim=1)
-        return model.mix(user, cand, qkv_cand=[qkv])
+            vector = self._vector.index_select(0, torch.from_numpy(rows[static.index("room")]))
+            interest = model.interest_token(vector, x.history)  # (B, W)
+        return self._scorer.logits(model.embed_user_side(x), cached, interest)
 
     def _rows(
         self, name: str, keys: np.ndarray, value_at: Callable[[np.ndarray], torch.Tensor]
@@ -128,13 +113,42 @@ class TokenCache:
             token = self.model.candidate_token(name, value)
             start, end = self._size, self._size + len(new)
             cap = self.max_entries + 1
-            self._state = _put(self._state, start, self._entry(token), cap)
+            self._columns = [
+                _put(column, start, part, cap)
+                for column, part in zip(self._columns, self._scorer.entries(token), strict=True)
+            ]
             if name == "room":
                 self._vector = _put(self._vector, start, value, cap)
             index.insert(new, np.arange(start, end, dtype=np.int64))
             self._size = end
             rows = index.get(keys)
         return rows
+
+
+class FirstBlockScorer:
+    """Cache entries of a model with more blocks: each token and its first-block q|k|v."""
+
+    caches_readout = True
+
+    def __init__(self, model: RankerModel) -> None:
+        self.model = model
+        self.widths = (4 * model.readout.shape[0],)
+
+    def entries(self, tokens: torch.Tensor) -> list[torch.Tensor]:
+        return [torch.cat([tokens, self.model.blocks[0].project(tokens)], dim=1)]
+
+    def logits(
+        self, user: torch.Tensor, cached: list[torch.Tensor], interest: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Logits (B, T) from the user-side tokens (1, U, W), the cached entries gathered
+        token-major (C, B, 4W), readout first, and the interest tokens (B, W)."""
+        width = self.model.readout.shape[0]
+        entries = cached[0].transpose(0, 1)  # (B, C, 4W)
+        cand, qkv = entries[..., :width], entries[..., width:]
+        if interest is not None:
+            cand = torch.cat([cand, interest[:, None]], dim=1)
+            qkv = torch.cat([qkv, self.model.blocks[0].project(interest[:, None])], dim=1)
+        return self.model.mix(user, cand.contiguous(), qkv_cand=[qkv.contiguous()])
 
 
 def _put(values: torch.Tensor, start: int, rows: torch.Tensor, cap: int) -> torch.Tensor:

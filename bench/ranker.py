@@ -8,7 +8,7 @@
 (d) freshness: seconds from a probe event entering a trainer (trained continuously in
     a thread) to a changed score on a RankerServer polling the store.
 
-Default settings throughout (L=4, N=64, 32-d rows, width 32, 2 layers); baselines are
+Default settings throughout (L=4, N=64, 32-d rows, width 32, 1 layer); baselines are
 measured in the same run. Prints one JSON document.
 
     python bench/ranker.py [--sparse-interval S] [--layers N] [--probes 5] [--requests 300]

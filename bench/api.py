@@ -57,7 +57,8 @@ def prepare(data: Path) -> tuple[dict[str, str], list[str]]:
     env = api_env(
         data, LUCIDREC_CONFIG="default", LUCIDREC_EXPERIMENTS_FILE="", LUCIDREC_API__API_KEYS="[]"
     )
-    env.pop("LUCIDREC_EXPERIMENTS_FILE")
+    for test_only in ("LUCIDREC_EXPERIMENTS_FILE", "LUCIDREC_API__REFRESH_INTERVAL_S"):
+        env.pop(test_only)  # the default profile's values, as `lucidrec serve` has them
     settings = load_settings(env=env)
     catalog = Catalog(settings.catalog.url)
     rng = np.random.default_rng(0)

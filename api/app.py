@@ -23,6 +23,7 @@ from api.controllers.rank import RankController
 from api.controllers.rooms import RoomsController
 from api.security import request_id_middleware
 from api.services import Services
+from api.serving.shared import SharedStateError
 from configs import Settings
 
 
@@ -35,6 +36,11 @@ def problem(exc: HTTPException) -> ProblemDetailsException:
         extra=exc.extra,
         headers=exc.headers,
     )
+
+
+def shared_state_problem(exc: SharedStateError) -> ProblemDetailsException:
+    """503: the replicas' shared store is down; the request may succeed on a retry."""
+    return problem(HTTPException(status_code=503, detail=str(exc)))
 
 
 def create_app(settings: Settings) -> Litestar:
@@ -68,7 +74,12 @@ def create_app(settings: Settings) -> Litestar:
         middleware=[request_id_middleware],
         plugins=[
             ProblemDetailsPlugin(
-                ProblemDetailsConfig(exception_to_problem_detail_map={HTTPException: problem})
+                ProblemDetailsConfig(
+                    exception_to_problem_detail_map={
+                        HTTPException: problem,
+                        SharedStateError: shared_state_problem,
+                    }
+                )
             )
         ],
         request_max_body_size=settings.api.max_body_bytes,

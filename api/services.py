@@ -18,10 +18,13 @@ import torch
 from api.experiments import Assigner
 from api.metrics import Metrics
 from api.serving.pipeline import RankPipeline
+from api.serving.replays import MemoryReplays, RedisReplays, Replays
 from api.serving.retrieval import Retriever
 from api.serving.rooms import RoomCache
 from api.serving.servers import ServedModels
-from api.serving.session import SessionState
+from api.serving.session import Session, SessionState
+from api.serving.shared import connect
+from api.serving.shared_session import RedisSessionState
 from configs import Settings, WatchedExperiments
 from workers.catalog import Catalog
 from workers.celery_app import QUEUES, create_celery
@@ -40,13 +43,21 @@ class Services:
         self.assign = Assigner(self.experiments)
         self.rooms = RoomCache(self.catalog, settings.ranker.lucid.levels, api.refresh_interval_s)
         self.models = ServedModels(Path(settings.model_store) / "ranker", api.refresh_interval_s)
-        self.session = SessionState(settings.ranker)
+        self.session: Session
+        replays: Replays
+        self.shared_state = connect(api.shared_state_url) if api.shared_state_url else None
+        if self.shared_state is not None:  # API replicas: a user's events reach every one
+            self.session = RedisSessionState(self.shared_state, settings.ranker)
+            replays = RedisReplays(self.shared_state, api.replay_ttl_s)
+        else:
+            self.session = SessionState(settings.ranker)
+            replays = MemoryReplays(api.replay_ttl_s)
         self.pipeline = RankPipeline(
             self.rooms,
             self.models,
             self.session,
             Retriever(api.retrieve_nearest, api.retrieve_freshest),
-            replay_ttl_s=api.replay_ttl_s,
+            replays,
             new_room_age_s=api.new_room_age_s,
         )
         self.metrics = Metrics()

@@ -102,6 +102,10 @@ class ApiSettings(Section):
     max_body_bytes: PositiveInt = 16 * 1024 * 1024
     # the same request_id returns the same list for this long
     replay_ttl_s: PositiveInt = 600
+    # where in-session state (histories, interests, exploration counts, replays) lives:
+    # None keeps it in this process (one API process); a redis:// URL shares it
+    # between API replicas, so any replica sees a user's events and replays
+    shared_state_url: str | None = None
     # how often the in-memory room cache and the served models look for changes
     refresh_interval_s: Annotated[float, Meta(gt=0.0)] = 0.5
     # retrieval without candidates: nearest live rooms to the user's interest, plus the freshest

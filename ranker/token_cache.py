@@ -38,7 +38,8 @@ from ranker.model import RankerModel, TokenInputs
 from ranker.readout import ReadoutScorer
 from ranker.types import Candidates
 
-MAX_ENTRIES = 1 << 18  # 160 floats each by default: 168 MB at most (a delta clears it anyway)
+# by default (one block, W=32) an entry is 66 floats: 69 MB at most, and a delta clears it
+MAX_ENTRIES = 1 << 18
 
 
 class TokenCache:

@@ -11,6 +11,7 @@ from litestar.datastructures import State
 from litestar.exceptions import ServiceUnavailableException
 
 from api.schemas import TaskStatus
+from api.serving.shared import shared_call
 
 
 class TasksController(Controller):
@@ -62,12 +63,15 @@ class MetaController(Controller):
 
     @get("/ready", operation_id="ready", sync_to_thread=True)
     def ready(self, state: State) -> dict[str, Any]:
-        """503 until the catalog answers and the default ranker variant has a model."""
+        """503 until the catalog (and the replicas' shared store, if set) answers and the
+        default ranker variant has a model."""
         services = state.services
         try:
             services.catalog.active_codebook()
         except Exception as exc:  # any database failure means not ready
             raise ServiceUnavailableException(detail=f"catalog unreachable: {exc}") from None
+        if services.shared_state is not None:
+            shared_call(services.shared_state.ping)  # a failure answers 503
         variant = services.settings.ranker.variant
         if services.models.get(variant) is None:
             raise ServiceUnavailableException(detail=f"ranker variant {variant!r} has no model yet")

@@ -1,35 +1,30 @@
 """One ``/v1/rank`` request: candidates -> the variant's served ranker -> MMR and exploration.
 
-Replays: a response is kept under its ``request_id`` for ``api.replay_ttl_s``;
-the same request with that id returns the same list, and a different request
-with a used id is refused (409), so a client cannot mix two answers up. Kept
-responses are JSON bytes: a third of the memory of the objects, and nothing for
-the garbage collector to walk (tens of thousands of responses as objects made
-its full collections slower with every request).
+Replays: a response is kept under its ``request_id`` for ``api.replay_ttl_s``
+(:mod:`api.serving.replays`); the same request with that id returns the same
+list, and a different request with a used id is refused (409), so a client
+cannot mix two answers up.
 """
 
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
 import uuid
-from collections import OrderedDict
 
 import msgspec
 import numpy as np
 
 from api.experiments import Assignment
 from api.schemas import RankBody, RankedRoom, RankResponse
+from api.serving.replays import Replays
 from api.serving.rerank import mmr, thompson_pick, with_exploration
 from api.serving.retrieval import Retriever
 from api.serving.rooms import RoomCache
 from api.serving.servers import ServedModels
-from api.serving.session import SessionState
+from api.serving.session import Session
 from ranker import Candidates, RankRequest, id_key
 from workers.events import context_array
-
-MAX_REPLAYS = 50_000
 
 
 class ReplayConflictError(ValueError):
@@ -45,38 +40,28 @@ class RankPipeline:
         self,
         rooms: RoomCache,
         models: ServedModels,
-        session: SessionState,
+        session: Session,
         retriever: Retriever,
-        replay_ttl_s: float,
+        replays: Replays,
         new_room_age_s: float,
     ) -> None:
         self.rooms = rooms
         self.models = models
         self.session = session
         self.retriever = retriever
-        self.replay_ttl_s = replay_ttl_s
+        self.replays = replays
         self.new_room_age_s = new_room_age_s
-        self._replays: OrderedDict[str, tuple[float, str, bytes]] = OrderedDict()
-        self._lock = threading.Lock()
 
     def _replay(self, request_id: str, digest: str) -> RankResponse | None:
-        with self._lock:
-            found = self._replays.get(request_id)
-            if found is None or found[0] < time.monotonic():
-                return None
-            if found[1] != digest:
-                raise ReplayConflictError(
-                    f"request_id {request_id!r} was used for a different request; "
-                    "send a new request without request_id to rank again"
-                )
-            return msgspec.json.decode(found[2], type=RankResponse)
-
-    def _keep(self, response: RankResponse, digest: str) -> None:
-        kept = (time.monotonic() + self.replay_ttl_s, digest, msgspec.json.encode(response))
-        with self._lock:
-            self._replays[response.request_id] = kept
-            while len(self._replays) > MAX_REPLAYS:
-                self._replays.popitem(last=False)
+        found = self.replays.get(request_id)
+        if found is None:
+            return None
+        if found[0] != digest:
+            raise ReplayConflictError(
+                f"request_id {request_id!r} was used for a different request; "
+                "send a new request without request_id to rank again"
+            )
+        return msgspec.json.decode(found[1], type=RankResponse)
 
     def rank(self, body: RankBody, assignment: Assignment) -> RankResponse:
         digest = hashlib.sha256(
@@ -161,5 +146,5 @@ class RankPipeline:
             items=items,
             unknown=unknown,
         )
-        self._keep(response, digest)
+        self.replays.put(response.request_id, digest, msgspec.json.encode(response))
         return response

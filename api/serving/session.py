@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict, deque
+from typing import Protocol
 
 import numpy as np
 
@@ -22,6 +23,7 @@ from workers.messages import EventMessage
 
 MAX_USERS = 200_000
 MAX_ROOMS = 200_000  # exploration counts kept before those of non-live rooms are dropped
+ENGAGED_ROOMS = 20  # the rooms a user's interest vector is the mean of
 
 
 def is_engagement(event: EventMessage, quality_watch_s: float) -> bool:
@@ -35,8 +37,42 @@ def is_engagement(event: EventMessage, quality_watch_s: float) -> bool:
     )
 
 
+def engagements(
+    events: list[EventMessage], table: RoomTable, quality_watch_s: float
+) -> tuple[list[EventMessage], list[EventMessage]]:
+    """The engagements among ``events``, and those of them with rooms that have codes
+    (only these can join a history: a history entry is a room's LUCID)."""
+    engaged = [e for e in events if is_engagement(e, quality_watch_s)]
+    coded = [e for e in engaged if e.room_id in table.index and table.coded[table.index[e.room_id]]]
+    return engaged, coded
+
+
+class Session(Protocol):
+    """What serving reads and writes of in-session state: :class:`SessionState` in this
+    process, :class:`api.serving.shared_session.RedisSessionState` shared by replicas."""
+
+    def record(self, events: list[EventMessage], table: RoomTable) -> int: ...
+
+    def history_of(self, user_id: str) -> History: ...
+
+    def interest(self, user_id: str, table: RoomTable) -> np.ndarray | None: ...
+
+    def counts(self, room_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def interest_vector(rooms: list[str], table: RoomTable) -> np.ndarray | None:
+    """The mean embedding of ``rooms`` (unit), or None when none of them is known."""
+    rows = [table.index[r] for r in rooms if r in table.index]
+    if not rows:
+        return None
+    vector = table.embedding[rows].mean(axis=0)
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm > 0 else None
+
+
 class SessionState:
-    """Per-user history and interests, per-room exploration counts; thread-safe."""
+    """Per-user history and interests, per-room exploration counts, in this process;
+    thread-safe."""
 
     def __init__(self, settings: RankerSettings) -> None:
         self.quality_watch_s = settings.tasks.quality_watch_s
@@ -48,10 +84,7 @@ class SessionState:
 
     def record(self, events: list[EventMessage], table: RoomTable) -> int:
         """Apply ``events``; returns how many were engagements with coded rooms."""
-        engaged = [e for e in events if is_engagement(e, self.quality_watch_s)]
-        coded = [
-            e for e in engaged if e.room_id in table.index and table.coded[table.index[e.room_id]]
-        ]
+        engaged, coded = engagements(events, table, self.quality_watch_s)
         with self._lock:
             self.room_counts.add(
                 id_keys([e.room_id for e in events]),
@@ -60,7 +93,7 @@ class SessionState:
             if len(self.room_counts) > self._prune_at:
                 self._forget_rooms(table)
             for event in engaged:
-                rooms = self._engaged.pop(event.user_id, None) or deque(maxlen=20)
+                rooms = self._engaged.pop(event.user_id, None) or deque(maxlen=ENGAGED_ROOMS)
                 rooms.append(event.room_id)
                 self._engaged[event.user_id] = rooms
                 if len(self._engaged) > MAX_USERS:
@@ -89,12 +122,7 @@ class SessionState:
         """The mean embedding of the rooms the user engaged with lately (unit), or None."""
         with self._lock:
             rooms = list(self._engaged.get(user_id, ()))
-        rows = [table.index[r] for r in rooms if r in table.index]
-        if not rows:
-            return None
-        vector = table.embedding[rows].mean(axis=0)
-        norm = float(np.linalg.norm(vector))
-        return vector / norm if norm > 0 else None
+        return interest_vector(rooms, table)
 
     def counts(self, room_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(clicks, impressions) of rooms by their ranker keys (:func:`ranker.id_keys`)."""

@@ -267,6 +267,63 @@ def test_posted_events_change_the_users_ranking_within_a_second_without_training
         stop(proc)
 
 
+def test_replicas_sharing_redis_see_each_others_events_and_replays(
+    server: Server, tmp_path, redis_url: str
+) -> None:
+    """Two more APIs on the same catalog and models, each with its own broker, and one
+    shared Redis (``api.shared_state_url``): what reaches one replica, the other serves."""
+    replicas = []
+    try:
+        for name in ("a", "b"):
+            (tmp_path / name).mkdir()
+            env = api_env(
+                tmp_path / name,
+                LUCIDREC_CATALOG__URL=server.settings.catalog.url,
+                LUCIDREC_MODEL_STORE=server.settings.model_store,
+                LUCIDREC_EXPERIMENTS_FILE=server.env["LUCIDREC_EXPERIMENTS_FILE"],
+                LUCIDREC_API__SHARED_STATE_URL=f"{redis_url}/6",
+            )
+            replicas.append(start_server(env, tmp_path / name / "serve.log", "--no-worker"))
+        with (
+            httpx.Client(base_url=replicas[0][0], timeout=30) as a,
+            httpx.Client(base_url=replicas[1][0], timeout=30) as b,
+        ):
+            assert b.get("/ready").status_code == 200
+
+            def ranked(c: httpx.Client, user: str) -> list[tuple[str, float]]:
+                out = c.post("/v1/rank", json={"user_id": user, "candidates": ROOMS, "k": 12})
+                return [(i["room_id"], round(i["score"], 6)) for i in out.json()["items"]]
+
+            user = "replica-user"
+            before = ranked(b, user)
+            events = [
+                {
+                    "event_id": f"replica{j}",
+                    "ts": time.time() - 10 + j,
+                    "user_id": user,
+                    "room_id": room,
+                    "labels": {"click": 1.0, "watch_s": 120.0},
+                }
+                for j, room in enumerate(["cook1", "cook4"])
+            ]
+            posted = time.monotonic()
+            assert a.post("/v1/events", headers=AUTH, json={"events": events}).status_code == 202
+            wait_until(lambda: ranked(b, user) != before, timeout=1.0, interval=0.05)
+            assert time.monotonic() - posted < 1.0
+
+            body = {"user_id": user, "candidates": ROOMS, "k": 6}
+            first = a.post("/v1/rank", json=body).json()
+            again = b.post("/v1/rank", json=body | {"request_id": first["request_id"]})
+            assert again.json() == first
+            other = b.post(
+                "/v1/rank", json=body | {"user_id": "someone", "request_id": first["request_id"]}
+            )
+            assert other.status_code == 409
+    finally:
+        for _, proc in replicas:
+            stop(proc)
+
+
 def test_schema_fuzzing_never_gets_a_server_error(server: Server) -> None:
     """schemathesis generates requests for every operation of the OpenAPI schema (with the
     API key, so write routes are fuzzed past auth); none may answer 5xx."""

@@ -24,7 +24,7 @@ from api.controllers.rooms import RoomsController
 from api.security import request_id_middleware
 from api.services import Services
 from api.serving.shared import SharedStateError
-from configs import Settings
+from configs import Settings, load_settings
 
 
 def problem(exc: HTTPException) -> ProblemDetailsException:
@@ -89,3 +89,9 @@ def create_app(settings: Settings) -> Litestar:
             log_exceptions="debug",
         ),
     )
+
+
+def app_from_environment() -> Litestar:
+    """The app for the settings of the environment: what each of ``serve --workers N``'s
+    processes builds."""
+    return create_app(load_settings())

@@ -5,7 +5,9 @@ Setup (in a temporary data dir, default profile): 1200 rooms with random
 ``staged`` ranker trained on 20k synthetic events and published to the model
 store. Then ``lucidrec serve --no-worker`` on a free port is driven by an async
 client (kept-alive connections, requests encoded ahead) at concurrency 1, 8
-and 32; the baseline scores the same requests with
+and 32, and so is ``serve --workers 2``, two API processes that share
+in-session state through a redis-server the benchmark starts; the baseline
+scores the same requests with
 ``RankerServer.score`` in this process, with the API's ``api.torch_threads`` as
 the server has them. Overhead ratio = HTTP p50 at
 concurrency 1 / in-process p50. A second baseline runs the whole serving
@@ -47,6 +49,7 @@ from ranker import (
     id_keys,
 )
 from tests.integration.api.conftest import api_env, start_server, stop
+from tests.integration.services import redis_server
 from workers.catalog import Catalog, SliceRecord
 from workers.codebooks import retrain_from_catalog
 
@@ -211,16 +214,10 @@ def main() -> None:
         env, candidates = prepare(Path(tmp))
         baseline = in_process(env, candidates, args.requests)
         pipeline = pipeline_in_process(env, candidates, args.requests)
-        url, proc = start_server(env, Path(tmp) / "serve.log", "--no-worker")
-        try:
-            http = {}
-            for concurrency in (1, 8, 32):
-                log(f"HTTP at concurrency {concurrency}")
-                http[str(concurrency)] = asyncio.run(
-                    load(url, candidates, concurrency, args.requests)
-                )
-        finally:
-            stop(proc)
+        http = drive(env, candidates, Path(tmp) / "serve.log", args.requests)
+        with redis_server() as redis_url:  # replicas share in-session state through it
+            shared = env | {"LUCIDREC_API__SHARED_STATE_URL": f"{redis_url}/0"}
+            http_2 = drive(shared, candidates, Path(tmp) / "serve2.log", args.requests, "2")
     scoring = percentiles(baseline)
     ratio = http["1"]["p50_ms"] / scoring["p50_ms"]
     emit(
@@ -229,13 +226,31 @@ def main() -> None:
             "in_process": scoring,
             "pipeline_in_process": percentiles(pipeline),
             "http": http,
+            "http_2_processes": http_2,
             "overhead_ratio": ratio,
             "goals": {
                 "p99_at_most_30ms_at_concurrency_8": http["8"]["p99_ms"] <= 30.0,
+                "p99_at_most_30ms_at_concurrency_8_2_processes": http_2["8"]["p99_ms"] <= 30.0,
                 "overhead_ratio_at_most_1_5": ratio <= 1.5,
             },
         }
     )
+
+
+def drive(
+    env: dict[str, str], candidates: list[str], log_file: Path, requests: int, processes: str = "1"
+) -> dict[str, dict]:
+    """``lucidrec serve --workers processes`` at concurrency 1, 8 and 32."""
+    url, proc = start_server(env, log_file, "--no-worker", "--workers", processes)
+    try:
+        asyncio.run(load(url, candidates, 8, 10 * int(processes)))  # every process warmed
+        http = {}
+        for concurrency in (1, 8, 32):
+            log(f"HTTP, {processes} process(es), concurrency {concurrency}")
+            http[str(concurrency)] = asyncio.run(load(url, candidates, concurrency, requests))
+        return http
+    finally:
+        stop(proc)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,14 @@ def _die_with_parent() -> None:
 @click.option("--demo", is_flag=True, help="Seed a demo catalog if the catalog is empty.")
 @click.option("--no-worker", is_flag=True, help="Do not start the embedded worker.")
 @click.option(
+    "--workers",
+    "processes",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="API processes on the one port; more than 1 needs api.shared_state_url (Redis).",
+)
+@click.option(
     "--config",
     "config_name",
     metavar="PROFILE|FILE",
@@ -38,12 +46,24 @@ def serve(
     port: int | None,
     demo: bool,
     no_worker: bool,
+    processes: int,
     config_name: str | None,
 ) -> None:
-    """Start the API (uvicorn) and one embedded worker for all queues (with the scheduler)."""
+    """Start the API (uvicorn) and one embedded worker for all queues (with the scheduler).
+
+    With ``--workers N`` uvicorn runs N API processes on the port; each builds its
+    own services from the same settings, and they share in-session state through
+    ``api.shared_state_url``.
+    """
     import uvicorn
 
     app.use_config(config_name)
+    if processes > 1 and not app.settings.api.shared_state_url:
+        raise click.UsageError(
+            f"--workers {processes} needs api.shared_state_url (a redis:// URL, e.g. "
+            "LUCIDREC_API__SHARED_STATE_URL=redis://127.0.0.1:6379/2): without it each "
+            "process would see only the events that reached it"
+        )
     from api.app import create_app
     from api.demo import seed_demo
     from workers.celery_app import create_celery
@@ -79,7 +99,13 @@ def serve(
             ' -d \'{"user_id": "demo-user-0", "k": 5}\'\n'
         )
         # access_log off: the request-id middleware writes one structured line per request
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info", access_log=False)
+        options = {"host": host, "port": port, "log_level": "info", "access_log": False}
+        if processes == 1:
+            uvicorn.run(create_app(settings), **options)
+        else:  # each process loads the same settings: the profile goes through the environment
+            if app.config:
+                os.environ["LUCIDREC_CONFIG"] = app.config
+            uvicorn.run("api.app:app_from_environment", factory=True, workers=processes, **options)
     finally:
         if worker is not None:
             worker.terminate()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import shutil
 import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -272,6 +274,7 @@ def test_replicas_sharing_redis_see_each_others_events_and_replays(
 ) -> None:
     """Two more APIs on the same catalog and models, each with its own broker, and one
     shared Redis (``api.shared_state_url``): what reaches one replica, the other serves."""
+    models = frozen_models(server, tmp_path)
     replicas = []
     try:
         for name in ("a", "b"):
@@ -279,7 +282,7 @@ def test_replicas_sharing_redis_see_each_others_events_and_replays(
             env = api_env(
                 tmp_path / name,
                 LUCIDREC_CATALOG__URL=server.settings.catalog.url,
-                LUCIDREC_MODEL_STORE=server.settings.model_store,
+                LUCIDREC_MODEL_STORE=models,
                 LUCIDREC_EXPERIMENTS_FILE=server.env["LUCIDREC_EXPERIMENTS_FILE"],
                 LUCIDREC_API__SHARED_STATE_URL=f"{redis_url}/6",
             )
@@ -322,6 +325,74 @@ def test_replicas_sharing_redis_see_each_others_events_and_replays(
     finally:
         for _, proc in replicas:
             stop(proc)
+
+
+def test_serve_with_two_workers_runs_two_processes_that_share_sessions(
+    server: Server, tmp_path, redis_url: str
+) -> None:
+    """``serve --workers 2``: two API processes on one port; a fresh connection may reach
+    either, and an event posted through one changes the ranking served by both."""
+    env = api_env(
+        tmp_path,
+        LUCIDREC_CATALOG__URL=server.settings.catalog.url,
+        LUCIDREC_MODEL_STORE=frozen_models(server, tmp_path),
+        LUCIDREC_EXPERIMENTS_FILE=server.env["LUCIDREC_EXPERIMENTS_FILE"],
+        LUCIDREC_API__SHARED_STATE_URL=f"{redis_url}/7",
+    )
+    url, proc = start_server(env, tmp_path / "serve.log", "--no-worker", "--workers", "2")
+    try:
+        # uvicorn's supervisor and its two API processes
+        wait_until(lambda: len(descendants(proc.pid)) >= 2, timeout=60)
+        body = {"user_id": "two-workers", "candidates": ROOMS, "k": 12}
+
+        def ranked() -> list[list[tuple[str, float]]]:
+            """Eight fresh connections' answers: the kernel spreads them over the processes."""
+            answers = []
+            for _ in range(8):
+                items = httpx.post(f"{url}/v1/rank", json=body, timeout=30).json()["items"]
+                answers.append([(i["room_id"], round(i["score"], 6)) for i in items])
+            return answers
+
+        before = ranked()
+        assert all(answer == before[0] for answer in before)
+        events = [
+            {
+                "event_id": f"workers{j}",
+                "ts": time.time() - 10 + j,
+                "user_id": "two-workers",
+                "room_id": room,
+                "labels": {"click": 1.0, "watch_s": 120.0},
+            }
+            for j, room in enumerate(["cook2", "cook5"])
+        ]
+        posted = httpx.post(f"{url}/v1/events", headers=AUTH, json={"events": events}, timeout=30)
+        assert posted.status_code == 202
+        time.sleep(1.0)
+        after = ranked()
+        assert all(answer == after[0] for answer in after) and after[0] != before[0]
+    finally:
+        stop(proc)
+
+
+def frozen_models(server: Server, tmp_path: Path) -> str:
+    """A copy of the model store that no trainer writes: every process serves one model
+    throughout, so a change in ranking can only come from the user's session."""
+    copy = tmp_path / "models"
+    shutil.copytree(server.settings.model_store, copy)
+    return str(copy)
+
+
+def descendants(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (Linux /proc)."""
+    children = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines())
+        except (OSError, ValueError):
+            continue
+        if int(fields.get("PPid", "0").strip()) == pid:
+            children.append(int(status.parent.name))
+    return children
 
 
 def test_schema_fuzzing_never_gets_a_server_error(server: Server) -> None:

@@ -27,6 +27,7 @@ def test_production_profile_points_at_redis_and_postgresql() -> None:
     settings = load_settings("production", env={})
     assert settings.workers.broker_url.startswith("redis://")
     assert settings.catalog.url.startswith("postgresql")
+    assert settings.api.shared_state_url.startswith("redis://")  # replicas share sessions
 
 
 def test_env_overrides_nest_with_double_underscore_and_coerce_types() -> None:

@@ -47,7 +47,9 @@ class Services:
         replays: Replays
         self.shared_state = connect(api.shared_state_url) if api.shared_state_url else None
         if self.shared_state is not None:  # API replicas: a user's events reach every one
-            self.session = RedisSessionState(self.shared_state, settings.ranker)
+            self.session = RedisSessionState(
+                self.shared_state, settings.ranker, api.refresh_interval_s
+            )
             replays = RedisReplays(self.shared_state, api.replay_ttl_s)
         else:
             self.session = SessionState(settings.ranker)
@@ -75,6 +77,8 @@ class Services:
             try:
                 self.rooms.refresh()
                 self.models.refresh_all()
+                if isinstance(self.session, RedisSessionState):
+                    self.session.refresh_counts()
             except Exception:  # a catalog outage: log, keep serving, try again next round
                 logger.exception("background refresh failed; serving what is loaded")
 

@@ -243,7 +243,15 @@ def drive(
     """``lucidrec serve --workers processes`` at concurrency 1, 8 and 32."""
     url, proc = start_server(env, log_file, "--no-worker", "--workers", processes)
     try:
-        asyncio.run(load(url, candidates, 8, 10 * int(processes)))  # every process warmed
+        # /health answers once one process is up; another still loading would take CPU
+        # from the timed runs, so wait for every process's start-up line
+        started = "Application startup complete."
+        deadline = time.monotonic() + 120
+        while log_file.read_text().count(started) < int(processes):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{processes} API processes did not all start: see {log_file}")
+            time.sleep(0.2)
+        asyncio.run(load(url, candidates, 8, 40 * int(processes)))  # every token cache filled
         http = {}
         for concurrency in (1, 8, 32):
             log(f"HTTP, {processes} process(es), concurrency {concurrency}")

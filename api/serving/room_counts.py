@@ -25,6 +25,17 @@ class RoomCounts:
     def __len__(self) -> int:
         return len(self._index)
 
+    @classmethod
+    def of(cls, keys: np.ndarray, shown: np.ndarray, clicks: np.ndarray) -> RoomCounts:
+        """Counts given outright: unique ``keys`` (n,) with their impressions and clicks."""
+        counts = cls()
+        keys = np.asarray(keys, dtype=np.int64)
+        counts._index = KeyIndex(len(keys))
+        counts._index.insert(keys, np.arange(len(keys), dtype=np.int64))
+        counts._shown = np.asarray(shown, dtype=np.float64).copy()
+        counts._clicks = np.asarray(clicks, dtype=np.float64).copy()
+        return counts
+
     def add(self, keys: np.ndarray, clicked: np.ndarray) -> None:
         """One impression per entry of ``keys`` (n,), a click where ``clicked`` (n,)."""
         keys = np.asarray(keys, dtype=np.int64)
@@ -57,7 +68,6 @@ class RoomCounts:
         """Forget every room but those of ``keys``."""
         held, rows = self._index.items()
         kept = np.isin(held, np.asarray(keys, dtype=np.int64))
-        count = int(kept.sum())
-        self._index = KeyIndex(count)
-        self._index.insert(held[kept], np.arange(count, dtype=np.int64))
-        self._shown, self._clicks = self._shown[rows[kept]], self._clicks[rows[kept]]
+        kept_rows = rows[kept]
+        replaced = RoomCounts.of(held[kept], self._shown[kept_rows], self._clicks[kept_rows])
+        self._index, self._shown, self._clicks = replaced._index, replaced._shown, replaced._clicks

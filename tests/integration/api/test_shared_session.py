@@ -66,7 +66,7 @@ def test_redis_state_reads_what_the_in_process_state_reads(
     # a history of 3: batches overflow it, so which entries survive is compared too
     ranker = load_settings("test", env={"LUCIDREC_RANKER__HISTORY__LENGTH": "3"}).ranker
     table = room_table(ranker.lucid.levels)
-    local, shared = SessionState(ranker), RedisSessionState(client, ranker)
+    local, shared = SessionState(ranker), RedisSessionState(client, ranker, 60.0)
     for b, batch in enumerate(batches):
         events = [
             EventMessage(
@@ -87,10 +87,13 @@ def test_redis_state_reads_what_the_in_process_state_reads(
         want, got = local.interest(user, table), shared.interest(user, table)
         assert (want is None) == (got is None)
         if want is not None:
-            np.testing.assert_allclose(got, want, rtol=1e-6)
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)  # summed in another order
     keys = id_keys([*ROOMS, "unknown-room", "never-shown"])
     for want, got in zip(local.counts(keys), shared.counts(keys), strict=True):
-        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(got, want)  # this replica's posts, from its mirror
+    shared.refresh_counts()
+    for want, got in zip(local.counts(keys), shared.counts(keys), strict=True):
+        np.testing.assert_array_equal(got, want)  # every replica's, read back from Redis
 
 
 def test_replays_expire_and_an_unreachable_store_is_a_shared_state_error(
@@ -101,6 +104,6 @@ def test_replays_expire_and_an_unreachable_store_is_a_shared_state_error(
     assert replays.get("req-1") == ("d" * 64, b'{"items": []}')
     assert client.pttl("lucidrec:replay:req-1") > 0
     assert replays.get("req-2") is None
-    down = RedisSessionState(connect("redis://127.0.0.1:1/0"), load_settings("test").ranker)
+    down = RedisSessionState(connect("redis://127.0.0.1:1/0"), load_settings("test").ranker, 1.0)
     with pytest.raises(SharedStateError, match=r"api\.shared_state_url"):
         down.history_of("u0")

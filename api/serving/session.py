@@ -5,6 +5,10 @@ current LUCID to the user's history (the same :class:`ranker.HistoryStore` the
 trainer keeps), so the user's history tokens change on their next ``/v1/rank``;
 it also feeds the user's interest vector for retrieval. Impressions and clicks
 per room feed the exploration posteriors.
+
+:class:`SessionState` keeps all of it in this process (one API process, the
+embedded default); :mod:`api.serving.shared_session` keeps the same in Redis for
+API replicas. Both follow :class:`Session`.
 """
 
 from __future__ import annotations

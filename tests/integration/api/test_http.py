@@ -26,6 +26,7 @@ from tests.integration.api.conftest import (
     stop,
     wait_until,
 )
+from tests.integration.services import free_port
 from workers.catalog import Catalog, SliceRecord
 
 ROOMS = [f"{t}{r}" for t in TOPICS for r in range(6)]
@@ -370,6 +371,30 @@ def test_serve_with_two_workers_runs_two_processes_that_share_sessions(
         time.sleep(1.0)
         after = ranked()
         assert all(answer == after[0] for answer in after) and after[0] != before[0]
+    finally:
+        stop(proc)
+
+
+def test_an_unreachable_shared_store_answers_503_problems_not_500s(
+    server: Server, tmp_path
+) -> None:
+    env = api_env(
+        tmp_path,
+        LUCIDREC_CATALOG__URL=server.settings.catalog.url,
+        LUCIDREC_MODEL_STORE=server.settings.model_store,
+        LUCIDREC_EXPERIMENTS_FILE=server.env["LUCIDREC_EXPERIMENTS_FILE"],
+        LUCIDREC_API__SHARED_STATE_URL=f"redis://127.0.0.1:{free_port()}/0",  # nobody there
+    )
+    url, proc = start_server(env, tmp_path / "serve.log", "--no-worker")
+    try:
+        with httpx.Client(base_url=url, timeout=30) as c:
+            for response in (
+                c.get("/ready"),
+                c.post("/v1/rank", json={"user_id": "u", "candidates": ROOMS, "k": 3}),
+            ):
+                assert response.status_code == 503
+                assert response.headers["content-type"].startswith("application/problem+json")
+                assert "api.shared_state_url" in response.json()["detail"]
     finally:
         stop(proc)
 

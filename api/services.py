@@ -1,6 +1,7 @@
 """What the API's handlers share, built once per process in the app's lifespan.
 
-A background thread refreshes the room cache and the served models every half
+A background thread refreshes the room cache, the served models (and, for API
+replicas, the mirror of the shared exploration counts) every half
 ``api.refresh_interval_s``, so a request finds them fresh and never pays for a
 catalog query or a directory scan itself; should the thread fall behind, a
 request that finds a refresh due still does it (the caches' own schedule).
@@ -45,11 +46,13 @@ class Services:
         self.models = ServedModels(Path(settings.model_store) / "ranker", api.refresh_interval_s)
         self.session: Session
         replays: Replays
+        # what the background thread keeps fresh
+        self._refreshes = [self.rooms.refresh, self.models.refresh_all]
         self.shared_state = connect(api.shared_state_url) if api.shared_state_url else None
         if self.shared_state is not None:  # API replicas: a user's events reach every one
-            self.session = RedisSessionState(
-                self.shared_state, settings.ranker, api.refresh_interval_s
-            )
+            shared = RedisSessionState(self.shared_state, settings.ranker, api.refresh_interval_s)
+            self._refreshes.append(shared.refresh_counts)
+            self.session = shared
             replays = RedisReplays(self.shared_state, api.replay_ttl_s)
         else:
             self.session = SessionState(settings.ranker)
@@ -75,10 +78,8 @@ class Services:
     def _refresh_loop(self) -> None:
         while not self._stop.wait(self.settings.api.refresh_interval_s / 2):
             try:
-                self.rooms.refresh()
-                self.models.refresh_all()
-                if isinstance(self.session, RedisSessionState):
-                    self.session.refresh_counts()
+                for refresh in self._refreshes:
+                    refresh()
             except Exception:  # a catalog outage: log, keep serving, try again next round
                 logger.exception("background refresh failed; serving what is loaded")
 

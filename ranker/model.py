@@ -151,18 +151,17 @@ class Block(nn.Module):
         cand: torch.Tensor,
         mask: torch.Tensor | None,
         last: bool,
-        qkv_cand: list[torch.Tensor] | None = None,
+        qkv_cand: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``qkv_cand``: :meth:`project` of ``cand`` when the caller already has it, as
-        groups of tokens in order (B, C_i, 3W), the readout first."""
+        """``qkv_cand``: :meth:`project` of ``cand`` (B, C, 3W), when the caller already has it."""
         qkv_user = self.project(user)
-        parts = qkv_cand if qkv_cand is not None else [self.project(cand)]
+        if qkv_cand is None:
+            qkv_cand = self.project(cand)
         if last:  # only the readout's output is used after the last block
-            cand, queries = cand[:, :1], parts[0][:, :1]
+            cand, queries = cand[:, :1], qkv_cand[:, :1]
         else:
-            queries = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
-            parts = [queries]
-        attended = attention(queries, [qkv_user, *parts], mask, self.heads)
+            queries = qkv_cand
+        attended = attention(queries, [qkv_user, qkv_cand], mask, self.heads)
         cand = cand + self.out(attended)
         cand = cand + self.ffn(self.norm2(cand))
         if not last:
@@ -287,14 +286,12 @@ class RankerModel(nn.Module):
         user: torch.Tensor,
         cand: torch.Tensor,
         mask: torch.Tensor | None = None,
-        qkv_cand: list[torch.Tensor] | None = None,
+        qkv_cand: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Logits (B, T) from the first block's user (Bu, 4, W) and candidate (B, C, W) tokens.
 
         ``qkv_cand``: the first block's projection of ``cand``, when computed ahead
         (see :meth:`Block.forward`).
-        After one block only the readout of ``cand`` is read, so ``cand`` may then
-        hold just that token (B, 1, W).
         """
         for i, block in enumerate(self.blocks):
             first = qkv_cand if i == 0 else None

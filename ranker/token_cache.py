@@ -149,7 +149,7 @@ class FirstBlockScorer:
         if interest is not None:
             cand = torch.cat([cand, interest[:, None]], dim=1)
             qkv = torch.cat([qkv, self.model.blocks[0].project(interest[:, None])], dim=1)
-        return self.model.mix(user, cand.contiguous(), qkv_cand=[qkv.contiguous()])
+        return self.model.mix(user, cand.contiguous(), qkv_cand=qkv.contiguous())
 
 
 def _put(values: torch.Tensor, start: int, rows: torch.Tensor, cap: int) -> torch.Tensor:

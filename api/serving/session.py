@@ -51,6 +51,12 @@ def engagements(
     return engaged, coded
 
 
+def impressions(events: list[EventMessage]) -> tuple[np.ndarray, np.ndarray]:
+    """Every event's room key and whether it was clicked: what the exploration counts add."""
+    clicked = np.array([e.labels.get("click", 0) > 0 for e in events], dtype=bool)
+    return id_keys([e.room_id for e in events]), clicked
+
+
 class Session(Protocol):
     """What serving reads and writes of in-session state: :class:`SessionState` in this
     process, :class:`api.serving.shared_session.RedisSessionState` shared by replicas."""
@@ -90,10 +96,7 @@ class SessionState:
         """Apply ``events``; returns how many were engagements with coded rooms."""
         engaged, coded = engagements(events, table, self.quality_watch_s)
         with self._lock:
-            self.room_counts.add(
-                id_keys([e.room_id for e in events]),
-                np.array([e.labels.get("click", 0) > 0 for e in events], dtype=bool),
-            )
+            self.room_counts.add(*impressions(events))
             if len(self.room_counts) > self._prune_at:
                 self._forget_rooms(table)
             for event in engaged:

@@ -33,7 +33,13 @@ import redis
 
 from api.serving.room_counts import RoomCounts
 from api.serving.rooms import RoomTable
-from api.serving.session import ENGAGED_ROOMS, MAX_ROOMS, engagements, interest_vector
+from api.serving.session import (
+    ENGAGED_ROOMS,
+    MAX_ROOMS,
+    engagements,
+    impressions,
+    interest_vector,
+)
 from api.serving.shared import shared_call
 from configs.ranker import RankerSettings
 from ranker import History, id_key, id_keys
@@ -62,8 +68,7 @@ class RedisSessionState:
     def record(self, events: list[EventMessage], table: RoomTable) -> int:
         """Apply ``events``; returns how many were engagements with coded rooms."""
         engaged, coded = engagements(events, table, self.quality_watch_s)
-        rooms = id_keys([e.room_id for e in events])
-        clicked = np.array([e.labels.get("click", 0) > 0 for e in events], dtype=bool)
+        rooms, clicked = impressions(events)
         pipe = self.client.pipeline(transaction=False)
         for room, click in zip(rooms.tolist(), clicked.tolist(), strict=True):
             pipe.hincrby(SHOWN, room, 1)

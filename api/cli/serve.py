@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import os
-import signal
+import socket
 import subprocess
 import sys
 
 import click
 
 from api.cli.context import AppContext
-
-
-def _die_with_parent() -> None:
-    """In the embedded worker (Linux): get SIGTERM when ``serve`` dies, even by SIGKILL."""
-    with contextlib.suppress(OSError):  # not Linux: the worker is stopped by serve's finally
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+from api.cli.processes import APP, StartupError, die_with_parent, serve_processes
 
 
 @click.command()
@@ -51,9 +44,10 @@ def serve(
 ) -> None:
     """Start the API (uvicorn) and one embedded worker for all queues (with the scheduler).
 
-    With ``--workers N`` uvicorn runs N API processes on the port; each builds its
-    own services from the same settings, and they share in-session state through
-    ``api.shared_state_url``.
+    With ``--workers N``, N API processes serve the port, each with its own listener
+    in one SO_REUSEPORT group, so the kernel spreads connections over them
+    (:mod:`api.cli.processes`); each builds its own services from the same settings,
+    and they share in-session state through ``api.shared_state_url``.
     """
     import uvicorn
 
@@ -89,6 +83,7 @@ def serve(
                 "WARNING",
             ],
             env=env,
+            preexec_fn=die_with_parent,
         )
     try:
         if demo and seed_demo(settings, create_celery(settings)):
@@ -105,7 +100,12 @@ def serve(
         else:  # each process loads the same settings: the profile goes through the environment
             if app.config:
                 os.environ["LUCIDREC_CONFIG"] = app.config
-            uvicorn.run("api.app:app_from_environment", factory=True, workers=processes, **options)
+            if hasattr(socket, "SO_REUSEPORT"):
+                serve_processes(options, processes)
+            else:  # no listener groups here: uvicorn's processes on one shared socket
+                uvicorn.run(APP, factory=True, workers=processes, **options)
+    except StartupError as exc:
+        raise click.ClickException(str(exc)) from None
     finally:
         if worker is not None:
             worker.terminate()

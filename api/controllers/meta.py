@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import msgspec
@@ -57,9 +58,9 @@ class MetaController(Controller):
         return {"codebook_version": active.version if active else None, "variants": variants}
 
     @get("/health", operation_id="health", sync_to_thread=False)
-    def health(self) -> dict[str, str]:
-        """The process is up."""
-        return {"status": "ok"}
+    def health(self) -> dict[str, Any]:
+        """The process is up; ``pid`` tells which of ``serve --workers N``'s processes answered."""
+        return {"status": "ok", "pid": os.getpid()}
 
     @get("/ready", operation_id="ready", sync_to_thread=True)
     def ready(self, state: State) -> dict[str, Any]:

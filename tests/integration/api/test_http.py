@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
+import signal
+import socket
 import threading
 import time
 from collections import Counter
@@ -342,8 +346,7 @@ def test_serve_with_two_workers_runs_two_processes_that_share_sessions(
     )
     url, proc = start_server(env, tmp_path / "serve.log", "--no-worker", "--workers", "2")
     try:
-        # uvicorn's supervisor and its two API processes
-        wait_until(lambda: len(descendants(proc.pid)) >= 2, timeout=60)
+        wait_until(lambda: len(answering(url)) == 2, timeout=60)  # both up
         body = {"user_id": "two-workers", "candidates": ROOMS, "k": 12}
 
         def ranked() -> list[list[tuple[str, float]]]:
@@ -373,6 +376,59 @@ def test_serve_with_two_workers_runs_two_processes_that_share_sessions(
         assert all(answer == after[0] for answer in after) and after[0] != before[0]
     finally:
         stop(proc)
+
+
+def test_serve_workers_spread_connections_and_replace_a_process_that_dies(
+    server: Server, tmp_path, redis_url: str
+) -> None:
+    """Each API process listens in one SO_REUSEPORT group, and the kernel hashes each
+    connection to one of them: sixteen opened together reach both (all on one: 2 ** -15).
+    A process killed by SIGKILL is replaced; SIGTERM stops them all."""
+    env = api_env(
+        tmp_path,
+        LUCIDREC_CATALOG__URL=server.settings.catalog.url,
+        LUCIDREC_MODEL_STORE=frozen_models(server, tmp_path),
+        LUCIDREC_EXPERIMENTS_FILE=server.env["LUCIDREC_EXPERIMENTS_FILE"],
+        LUCIDREC_API__SHARED_STATE_URL=f"{redis_url}/8",
+    )
+    log = tmp_path / "serve.log"
+    url, proc = start_server(env, log, "--no-worker", "--workers", "2")
+
+    def started(processes: int) -> bool:
+        return log.read_text().count("Application startup complete.") == processes
+
+    try:
+        wait_until(lambda: started(2), timeout=60)
+        first = answering(url)  # one burst
+        assert len(first) == 2 and first <= set(descendants(proc.pid))
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+        wait_until(lambda: started(3), timeout=60)
+        second = answering(url)
+        assert len(second) == 2 and victim not in second
+        assert second <= set(descendants(proc.pid))
+        os.killpg(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=40) == 0
+        assert not any(Path(f"/proc/{pid}").exists() for pid in second)
+    finally:
+        stop(proc)
+
+
+def answering(url: str, connections: int = 16) -> set[int]:
+    """Process ids that answered ``/health`` on ``connections`` connections, all opened
+    before any is used, as a client's pool opens them; one not answered counts none."""
+    host, port = url.removeprefix("http://").split(":")
+    socks = [socket.create_connection((host, int(port)), timeout=10) for _ in range(connections)]
+    request = f"GET /health HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n".encode()
+    pids = set()
+    for sock in socks:
+        with sock:
+            sock.sendall(request)
+            reply = b"".join(iter(lambda sock=sock: sock.recv(65536), b""))
+        head, _, body = reply.partition(b"\r\n\r\n")
+        if head.startswith(b"HTTP/1.1 200"):
+            pids.add(json.loads(body)["pid"])
+    return pids
 
 
 def test_an_unreachable_shared_store_answers_503_problems_not_500s(

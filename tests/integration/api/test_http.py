@@ -284,13 +284,7 @@ def test_replicas_sharing_redis_see_each_others_events_and_replays(
     try:
         for name in ("a", "b"):
             (tmp_path / name).mkdir()
-            env = api_env(
-                tmp_path / name,
-                LUCIDREC_CATALOG__URL=server.settings.catalog.url,
-                LUCIDREC_MODEL_STORE=models,
-                LUCIDREC_EXPERIMENTS_FILE=server.env["LUCIDREC_EXPERIMENTS_FILE"],
-                LUCIDREC_API__SHARED_STATE_URL=f"{redis_url}/6",
-            )
+            env = replica_env(server, tmp_path / name, models, f"{redis_url}/6")
             replicas.append(start_server(env, tmp_path / name / "serve.log", "--no-worker"))
         with (
             httpx.Client(base_url=replicas[0][0], timeout=30) as a,
@@ -337,13 +331,7 @@ def test_serve_with_two_workers_runs_two_processes_that_share_sessions(
 ) -> None:
     """``serve --workers 2``: two API processes on one port; a fresh connection may reach
     either, and an event posted through one changes the ranking served by both."""
-    env = api_env(
-        tmp_path,
-        LUCIDREC_CATALOG__URL=server.settings.catalog.url,
-        LUCIDREC_MODEL_STORE=frozen_models(server, tmp_path),
-        LUCIDREC_EXPERIMENTS_FILE=server.env["LUCIDREC_EXPERIMENTS_FILE"],
-        LUCIDREC_API__SHARED_STATE_URL=f"{redis_url}/7",
-    )
+    env = replica_env(server, tmp_path, frozen_models(server, tmp_path), f"{redis_url}/7")
     url, proc = start_server(env, tmp_path / "serve.log", "--no-worker", "--workers", "2")
     try:
         wait_until(lambda: len(answering(url)) == 2, timeout=60)  # both up
@@ -384,13 +372,7 @@ def test_serve_workers_spread_connections_and_replace_a_process_that_dies(
     """Each API process listens in one SO_REUSEPORT group, and the kernel hashes each
     connection to one of them: sixteen opened together reach both (all on one: 2 ** -15).
     A process killed by SIGKILL is replaced; SIGTERM stops them all."""
-    env = api_env(
-        tmp_path,
-        LUCIDREC_CATALOG__URL=server.settings.catalog.url,
-        LUCIDREC_MODEL_STORE=frozen_models(server, tmp_path),
-        LUCIDREC_EXPERIMENTS_FILE=server.env["LUCIDREC_EXPERIMENTS_FILE"],
-        LUCIDREC_API__SHARED_STATE_URL=f"{redis_url}/8",
-    )
+    env = replica_env(server, tmp_path, frozen_models(server, tmp_path), f"{redis_url}/8")
     log = tmp_path / "serve.log"
     url, proc = start_server(env, log, "--no-worker", "--workers", "2")
 
@@ -434,13 +416,8 @@ def answering(url: str, connections: int = 16) -> set[int]:
 def test_an_unreachable_shared_store_answers_503_problems_not_500s(
     server: Server, tmp_path
 ) -> None:
-    env = api_env(
-        tmp_path,
-        LUCIDREC_CATALOG__URL=server.settings.catalog.url,
-        LUCIDREC_MODEL_STORE=server.settings.model_store,
-        LUCIDREC_EXPERIMENTS_FILE=server.env["LUCIDREC_EXPERIMENTS_FILE"],
-        LUCIDREC_API__SHARED_STATE_URL=f"redis://127.0.0.1:{free_port()}/0",  # nobody there
-    )
+    nobody = f"redis://127.0.0.1:{free_port()}/0"
+    env = replica_env(server, tmp_path, server.settings.model_store, nobody)
     url, proc = start_server(env, tmp_path / "serve.log", "--no-worker")
     try:
         with httpx.Client(base_url=url, timeout=30) as c:
@@ -453,6 +430,18 @@ def test_an_unreachable_shared_store_answers_503_problems_not_500s(
                 assert "api.shared_state_url" in response.json()["detail"]
     finally:
         stop(proc)
+
+
+def replica_env(server: Server, data: Path, models: str, shared_state_url: str) -> dict[str, str]:
+    """An API of its own in ``data`` on ``server``'s catalog and experiments, serving the
+    model store ``models`` and keeping in-session state at ``shared_state_url``."""
+    return api_env(
+        data,
+        LUCIDREC_CATALOG__URL=server.settings.catalog.url,
+        LUCIDREC_MODEL_STORE=models,
+        LUCIDREC_EXPERIMENTS_FILE=server.env["LUCIDREC_EXPERIMENTS_FILE"],
+        LUCIDREC_API__SHARED_STATE_URL=shared_state_url,
+    )
 
 
 def frozen_models(server: Server, tmp_path: Path) -> str:

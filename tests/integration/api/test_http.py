@@ -371,8 +371,12 @@ def test_serve_workers_spread_connections_and_replace_a_process_that_dies(
 ) -> None:
     """Each API process listens in one SO_REUSEPORT group, and the kernel hashes each
     connection to one of them: sixteen opened together reach both (all on one: 2 ** -15).
-    A process killed by SIGKILL is replaced; SIGTERM stops them all."""
+    A process killed by SIGKILL is replaced; a SIGHUP to ``serve`` reloads the experiments
+    file in every process; SIGTERM stops them all."""
     env = replica_env(server, tmp_path, frozen_models(server, tmp_path), f"{redis_url}/8")
+    experiments = tmp_path / "experiments.yaml"
+    shutil.copy(server.env["LUCIDREC_EXPERIMENTS_FILE"], experiments)
+    env["LUCIDREC_EXPERIMENTS_FILE"] = str(experiments)
     log = tmp_path / "serve.log"
     url, proc = start_server(env, log, "--no-worker", "--workers", "2")
 
@@ -389,6 +393,12 @@ def test_serve_workers_spread_connections_and_replace_a_process_that_dies(
         second = answering(url)
         assert len(second) == 2 and victim not in second
         assert second <= set(descendants(proc.pid))
+        stat = experiments.stat()
+        experiments.write_text("experiments: []\n")
+        os.utime(experiments, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # unseen by the watcher
+        assert all(e["experiments"] for e in burst(url, "/v1/experiments"))
+        os.kill(proc.pid, signal.SIGHUP)
+        wait_until(lambda: all(not e["experiments"] for e in burst(url, "/v1/experiments")), 10)
         os.killpg(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=40) == 0
         assert not any(Path(f"/proc/{pid}").exists() for pid in second)
@@ -396,21 +406,26 @@ def test_serve_workers_spread_connections_and_replace_a_process_that_dies(
         stop(proc)
 
 
-def answering(url: str, connections: int = 16) -> set[int]:
-    """Process ids that answered ``/health`` on ``connections`` connections, all opened
-    before any is used, as a client's pool opens them; one not answered counts none."""
+def answering(url: str) -> set[int]:
+    """Process ids that answered ``/health`` on one :func:`burst` of connections."""
+    return {body["pid"] for body in burst(url, "/health")}
+
+
+def burst(url: str, path: str, connections: int = 16) -> list[dict]:
+    """JSON answers to ``GET path`` on ``connections`` connections, all opened before any
+    is used, as a client's pool opens them; a connection not answered 200 gives none."""
     host, port = url.removeprefix("http://").split(":")
     socks = [socket.create_connection((host, int(port)), timeout=10) for _ in range(connections)]
-    request = f"GET /health HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n".encode()
-    pids = set()
+    request = f"GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n".encode()
+    answers = []
     for sock in socks:
         with sock:
             sock.sendall(request)
             reply = b"".join(iter(lambda sock=sock: sock.recv(65536), b""))
         head, _, body = reply.partition(b"\r\n\r\n")
         if head.startswith(b"HTTP/1.1 200"):
-            pids.add(json.loads(body)["pid"])
-    return pids
+            answers.append(json.loads(body))
+    return answers
 
 
 def test_an_unreachable_shared_store_answers_503_problems_not_500s(

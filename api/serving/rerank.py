@@ -40,9 +40,11 @@ def mmr(scores: np.ndarray, embeddings: np.ndarray, k: int, lam: float) -> np.nd
     span = float(scores.max() - scores.min())
     upper = (lam / span) * (scores - scores.min()) if span > 0 else np.zeros(n)
     emb = np.asarray(embeddings, dtype=np.float32)
-    by_upper = np.argsort(-upper, kind="stable")
     size = POOL_PER_PICK * k
     if size < n:
+        # the `size` most relevant (which of tied ones does not matter: the check is
+        # strict), and at `size` the best one left out
+        by_upper = np.argpartition(-upper, size)
         pool = np.sort(by_upper[:size])
         order, last = _greedy(upper[pool], np.ascontiguousarray(emb[pool]), k, 1.0 - lam)
         if last > upper[by_upper[size]]:
@@ -56,16 +58,14 @@ def _greedy(upper: np.ndarray, emb: np.ndarray, k: int, weight: float) -> tuple[
     value, penalty = base.copy(), np.zeros(len(base))
     sim = np.empty(len(base), dtype=np.float32)
     order = np.empty(k, dtype=np.int64)
-    for j in range(k):
-        pick = int(value.argmax())
-        order[j] = pick
-        if j == k - 1:
-            return order, float(value[pick])
+    for j in range(k - 1):
+        pick = order[j] = int(value.argmax())
         base[pick] = -np.inf  # picked: never again
         np.matmul(emb, emb[pick], out=sim)
         np.maximum(penalty, sim, out=penalty)
         np.subtract(base, weight * penalty, out=value)
-    raise AssertionError("unreachable: k >= 1")
+    pick = order[k - 1] = int(value.argmax())
+    return order, float(value[pick])
 
 
 def thompson_pick(

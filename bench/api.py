@@ -13,7 +13,11 @@ the server has them. Overhead ratio = HTTP p50 at
 concurrency 1 / in-process p50. A second baseline runs the whole serving
 pipeline in this process (``RankPipeline.rank``: candidate lookup, scoring, MMR,
 exploration, the response), which splits that overhead into the pipeline's own
-work and the HTTP layer's. Prints one JSON.
+work and the HTTP layer's. Each HTTP run also reports the API processes' CPU
+time per request, split between the event-loop thread (uvicorn, Litestar,
+middleware, access log) and the other threads (the ranking pipeline, logging,
+the refresher): what a request costs the server, apart from what the client
+and the waiting cost. Prints one JSON.
 
     python bench/api.py [--requests 400]
 """
@@ -29,6 +33,7 @@ from pathlib import Path
 
 import msgspec
 import numpy as np
+import psutil
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -252,13 +257,31 @@ def drive(
                 raise TimeoutError(f"{processes} API processes did not all start: see {log_file}")
             time.sleep(0.2)
         asyncio.run(load(url, candidates, 8, 40 * int(processes)))  # every token cache filled
+        api = psutil.Process(proc.pid)
+        api = api.children() or [api]  # the supervisor's API processes, or serve itself
         http = {}
         for concurrency in (1, 8, 32):
             log(f"HTTP, {processes} process(es), concurrency {concurrency}")
+            before = cpu_by_thread(api)
             http[str(concurrency)] = asyncio.run(load(url, candidates, concurrency, requests))
+            after = cpu_by_thread(api)
+            http[str(concurrency)]["server_cpu_ms_per_request"] = {
+                part: round(1000 * (after[part] - before[part]) / requests, 3) for part in after
+            }
         return http
     finally:
         stop(proc)
+
+
+def cpu_by_thread(processes: list[psutil.Process]) -> dict[str, float]:
+    """CPU seconds (user + system) so far of the processes' event-loop threads (each
+    process's main thread) and of all their other threads."""
+    seconds = {"event_loop": 0.0, "other_threads": 0.0}
+    for process in processes:
+        for thread in process.threads():
+            part = "event_loop" if thread.id == process.pid else "other_threads"
+            seconds[part] += thread.user_time + thread.system_time
+    return seconds
 
 
 if __name__ == "__main__":

@@ -12,12 +12,12 @@ scores the same requests with
 the server has them. Overhead ratio = HTTP p50 at
 concurrency 1 / in-process p50. A second baseline runs the whole serving
 pipeline in this process (``RankPipeline.rank``: candidate lookup, scoring, MMR,
-exploration, the response), which splits that overhead into the pipeline's own
-work and the HTTP layer's. Each HTTP run also reports the API processes' CPU
-time per request, split between the event-loop thread (uvicorn, Litestar,
-middleware, access log) and the other threads (the ranking pipeline, logging,
-the refresher): what a request costs the server, apart from what the client
-and the waiting cost. Prints one JSON.
+exploration, the response), in turn with the first request by request, which
+splits that overhead into the pipeline's own work and the HTTP layer's. Each
+HTTP run also reports the API processes' CPU time per request, split between
+the event-loop thread (uvicorn, Litestar, middleware, access log) and the
+other threads (the ranking pipeline, logging, the refresher): what a request
+costs the server, apart from what the client and the waiting cost. Prints one JSON.
 
     python bench/api.py [--requests 400]
 """
@@ -101,52 +101,49 @@ def prepare(data: Path) -> tuple[dict[str, str], list[str]]:
     return env, [r.room_id for r in rooms][:K]
 
 
-def in_process(env: dict[str, str], candidates: list[str], requests: int) -> list[float]:
-    """``RankerServer.score`` timed in this process, with the API's torch threads."""
+def in_process(
+    env: dict[str, str], candidates: list[str], requests: int
+) -> tuple[list[float], list[float]]:
+    """``RankerServer.score`` and the whole ``RankPipeline.rank`` timed in this process,
+    in turn request by request (so a drift of the machine's speed hits both alike),
+    with the API's torch threads; the pipeline runs on the services the app builds."""
     settings = load_settings(env=env)
     torch.set_num_threads(settings.api.torch_threads)  # as the server runs it
     server = RankerServer(ModelStore.open(Path(settings.model_store) / "ranker", "staged"))
+    services = Services(settings)
     catalog = Catalog(settings.catalog.url)
     rooms = {r.room_id: r for r in catalog.rooms(room_ids=candidates)}
     levels = settings.ranker.lucid.levels
-    times = []
-    for i in range(requests):
-        request = RankRequest(
-            user=id_key(f"user{i}"),
-            ts=time.time(),
-            context=np.zeros(3, dtype=np.int64),
-            history=History(
-                codes=np.zeros((1, 50, levels), int),
-                ts=np.zeros((1, 50)),
-                mask=np.zeros((1, 50), bool),
-            ),
-            candidates=Candidates(
-                room=id_keys(candidates),
-                room_lucid=np.array([rooms[c].room_lucid for c in candidates]),
-                slice_lucid=np.array([rooms[c].latest_slice_lucid for c in candidates]),
-                room_age_s=np.full(len(candidates), 300.0),
-            ),
-        )
-        start = time.perf_counter()
-        server.score(request, settings.serving.task_weights)
-        times.append(time.perf_counter() - start)
-    catalog.close()
-    return times
-
-
-def pipeline_in_process(env: dict[str, str], candidates: list[str], requests: int) -> list[float]:
-    """``RankPipeline.rank`` timed in this process, on the services the app would build."""
-    services = Services(load_settings(env=env))
-    times = []
+    scoring, pipeline = [], []
     try:
         for i in range(requests):
+            request = RankRequest(
+                user=id_key(f"user{i}"),
+                ts=time.time(),
+                context=np.zeros(3, dtype=np.int64),
+                history=History(
+                    codes=np.zeros((1, 50, levels), int),
+                    ts=np.zeros((1, 50)),
+                    mask=np.zeros((1, 50), bool),
+                ),
+                candidates=Candidates(
+                    room=id_keys(candidates),
+                    room_lucid=np.array([rooms[c].room_lucid for c in candidates]),
+                    slice_lucid=np.array([rooms[c].latest_slice_lucid for c in candidates]),
+                    room_age_s=np.full(len(candidates), 300.0),
+                ),
+            )
+            start = time.perf_counter()
+            server.score(request, settings.serving.task_weights)
+            scoring.append(time.perf_counter() - start)
             body = RankBody(user_id=f"user{i}", candidates=candidates, k=50)
             start = time.perf_counter()
             services.pipeline.rank(body, services.assign(body.user_id))
-            times.append(time.perf_counter() - start)
+            pipeline.append(time.perf_counter() - start)
     finally:
         services.close()
-    return times
+        catalog.close()
+    return scoring, pipeline
 
 
 def percentiles(seconds: list[float]) -> dict[str, float]:
@@ -217,8 +214,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         log("preparing a catalog of 1200 rooms, a codebook and a trained model")
         env, candidates = prepare(Path(tmp))
-        baseline = in_process(env, candidates, args.requests)
-        pipeline = pipeline_in_process(env, candidates, args.requests)
+        baseline, pipeline = in_process(env, candidates, args.requests)
         http = drive(env, candidates, Path(tmp) / "serve.log", args.requests)
         with redis_server() as redis_url:  # replicas share in-session state through it
             shared = env | {"LUCIDREC_API__SHARED_STATE_URL": f"{redis_url}/0"}
@@ -257,8 +253,7 @@ def drive(
                 raise TimeoutError(f"{processes} API processes did not all start: see {log_file}")
             time.sleep(0.2)
         asyncio.run(load(url, candidates, 8, 40 * int(processes)))  # every token cache filled
-        api = psutil.Process(proc.pid)
-        api = api.children() or [api]  # the supervisor's API processes, or serve itself
+        api = api_processes(proc.pid, int(url.rsplit(":", 1)[1]))
         http = {}
         for concurrency in (1, 8, 32):
             log(f"HTTP, {processes} process(es), concurrency {concurrency}")
@@ -271,6 +266,21 @@ def drive(
         return http
     finally:
         stop(proc)
+
+
+def api_processes(pid: int, port: int) -> list[psutil.Process]:
+    """``serve`` and its children that listen on ``port``: ``serve`` itself with one
+    process, its API processes with more (not the supervisor, not multiprocessing's
+    resource tracker)."""
+    serve = psutil.Process(pid)
+    return [
+        process
+        for process in [serve, *serve.children()]
+        if any(
+            c.status == psutil.CONN_LISTEN and c.laddr.port == port
+            for c in process.net_connections("tcp")
+        )
+    ]
 
 
 def cpu_by_thread(processes: list[psutil.Process]) -> dict[str, float]:

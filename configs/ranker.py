@@ -17,7 +17,9 @@ from msgspec import Meta
 
 from configs.base import NonNegativeInt, PositiveFloat, PositiveInt, Section
 
-RankerVariant = Literal["id_only", "lucid_only", "hybrid", "staged"]
+RankerVariant = Literal[
+    "id_only", "lucid_only", "hybrid", "staged", "stats_only", "dense_content"
+]
 TaskName = Literal["click", "quality_watch", "like", "follow"]
 NonNegativeFloat = Annotated[float, Meta(ge=0.0)]
 
@@ -102,6 +104,30 @@ def _default_context() -> list[ContextFeature]:
     ]
 
 
+class EngagementSettings(Section):
+    """Real-time engagement statistics of a candidate, counted (never learned) per room.
+
+    Exponentially decayed counts of impressions, clicks, quality watches, likes and
+    follows, per room and per room-LUCID prefix (levels 1..L), at each of
+    ``half_lives_s`` (event time). A rate is shrunk toward its parent's rate with
+    ``prior_impressions`` pseudo-impressions: room -> full code -> ... -> level-1
+    prefix -> all rooms, so a room with few impressions reads its code's rate.
+    ``features: false`` drops the statistics token from every variant (an ablation,
+    and the baseline of ``bench/ranker.py``); the counts are kept either way, since
+    exploration reads them.
+    """
+
+    half_lives_s: Annotated[list[PositiveFloat], Meta(min_length=1, max_length=8)] = (
+        msgspec.field(default_factory=lambda: [600.0, 7200.0, 172800.0])
+    )
+    prior_impressions: PositiveFloat = 20.0
+    features: bool = True
+
+    def __post_init__(self) -> None:
+        if sorted(set(self.half_lives_s)) != self.half_lives_s:
+            raise ValueError(f"half_lives_s must increase strictly, got {self.half_lives_s}")
+
+
 class BackboneSettings(Section):
     """The token transformer: every token is projected to ``width``.
 
@@ -169,6 +195,9 @@ class RankerSettings(Section):
     sparse: SparseSettings = msgspec.field(default_factory=SparseSettings)
     lucid: LucidSettings = msgspec.field(default_factory=LucidSettings)
     history: HistorySettings = msgspec.field(default_factory=HistorySettings)
+    engagement: EngagementSettings = msgspec.field(default_factory=EngagementSettings)
+    # width of a room's content embedding (the encoder's output), read by dense_content
+    content_dim: PositiveInt = 128
     context: list[ContextFeature] = msgspec.field(default_factory=_default_context)
     # room age buckets (upper bounds, seconds); one more bucket takes everything older
     age_buckets_s: Annotated[list[PositiveFloat], Meta(min_length=1)] = msgspec.field(

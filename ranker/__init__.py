@@ -7,6 +7,7 @@ databases. The workers run an :class:`OnlineTrainer` per variant and the API a
 """
 
 from ranker.core import RankerCore
+from ranker.engagement import CHANNELS, EngagementCounter, feature_width, positive_channels
 from ranker.errors import RankerError, StoreError
 from ranker.history import HistoryStore
 from ranker.keys import LucidKeys, id_key, id_keys
@@ -20,9 +21,11 @@ from ranker.types import LABELS, Candidates, EventBatch, History, RankRequest, S
 from ranker.warmup import Warmup, warmup_at
 
 __all__ = [
+    "CHANNELS",
     "LABELS",
     "Candidates",
     "CollisionlessTable",
+    "EngagementCounter",
     "EventBatch",
     "History",
     "HistoryStore",
@@ -39,9 +42,11 @@ __all__ = [
     "TableDelta",
     "Warmup",
     "auc",
+    "feature_width",
     "id_key",
     "id_keys",
     "migrate_prefix_rows",
+    "positive_channels",
     "task_targets",
     "warmup_at",
 ]

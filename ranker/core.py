@@ -26,7 +26,7 @@ _TABLE_SEEDS = {"user": 1, "room": 2, "slice": 3, "item": 4}
 
 def table_names(settings: RankerSettings) -> tuple[str, ...]:
     """Tables a variant needs: user ids and room LUCIDs (history) always, then its candidates'."""
-    tokens = candidate_tokens(settings.variant)
+    tokens = candidate_tokens(settings)
     return ("user", "room", *(name for name in ("slice", "item") if name in tokens))
 
 

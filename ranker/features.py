@@ -24,6 +24,7 @@ import torch
 from torch.nn.functional import embedding, embedding_bag
 
 from configs.ranker import RankerSettings
+from ranker.engagement import feature_width
 from ranker.errors import RankerError
 from ranker.keys import LucidKeys
 from ranker.model import TokenInputs
@@ -106,9 +107,10 @@ class Features:
             name: LucidKeys(table_id, lucid.levels, lucid.codes, lucid.keys)
             for name, table_id in LUCID_TABLE_IDS.items()
         }
-        self.candidate_names = candidate_tokens(settings.variant)
+        self.candidate_names = candidate_tokens(settings)
         self.age_edges = torch.tensor(settings.age_buckets_s, dtype=torch.float64)
         self.context_sizes = np.array([f.size for f in settings.context], dtype=np.int64)
+        self.stats_width = feature_width(settings.engagement)
 
     def lucid_keys(self, table: str, codes: np.ndarray, what: str) -> np.ndarray:
         """Checked ``codes`` (…, L) of ``table`` ("room" or "slice") as keys (…, L)."""
@@ -152,6 +154,7 @@ class Features:
         if cands is None:
             return x, sparse
         x.age = self.age_buckets(cands.room_age_s)
+        x.stats, x.content = self.stats(cands), self.content(cands)
         if "room" in self.candidate_names:
             x.room = self._combine(looked["room"].embed("candidate"))
         if "slice" in self.candidate_names:
@@ -172,6 +175,28 @@ class Features:
         if name == "item":
             return table.embed(table.rows(values))
         return self._combine(table.embed(table.rows(self.keys[name](values))))
+
+    def stats(self, cands: Candidates) -> torch.Tensor | None:
+        """(n, S) engagement statistics, zeros (no engagement known) where not given;
+        None when the variant has no statistics token."""
+        if "stats" not in self.candidate_names:
+            return None
+        if cands.stats is None:
+            return torch.zeros(len(cands), self.stats_width)
+        return torch.from_numpy(np.asarray(cands.stats, dtype=np.float32))
+
+    def content(self, cands: Candidates) -> torch.Tensor | None:
+        """(n, E) content embeddings; None when the variant does not read them."""
+        if "content" not in self.candidate_names:
+            return None
+        content = cands.content
+        if content is None or np.shape(content)[1] != self.settings.content_dim:
+            got = "none" if content is None else f"width {np.shape(content)[1]}"
+            raise RankerError(
+                f"{self.settings.variant} reads each candidate's content embedding of width "
+                f"ranker.content_dim={self.settings.content_dim}; got {got}"
+            )
+        return torch.from_numpy(np.asarray(content, dtype=np.float32))
 
     def age_buckets(self, age_s: np.ndarray) -> torch.Tensor:
         """Bucket ids (n,) of room ages in seconds."""

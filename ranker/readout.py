@@ -13,7 +13,7 @@ a request. Softmax attention over a group of tokens with fixed scores equals
 attention over one token with the group's log-sum-exp as its score and the
 group's softmax-weighted value as its value, so they are merged into one before
 the candidates are touched. A candidate then attends over that token, its cached
-tokens and its interest token: a few multiplies per head instead of a product
+tokens and its per-request tokens: a few multiplies per head instead of a product
 with every user-side key.
 
 This is the same function as :meth:`RankerModel.mix` without a mask (serving
@@ -73,11 +73,11 @@ class ReadoutScorer:
         return [state[:, : self.heads].contiguous(), state[:, self.heads :].contiguous()]
 
     def logits(
-        self, user: torch.Tensor, cached: list[torch.Tensor], interest: torch.Tensor | None
+        self, user: torch.Tensor, cached: list[torch.Tensor], dynamic: list[torch.Tensor]
     ) -> torch.Tensor:
         """Logits (B, T) from the user-side tokens (1, U, W), the candidates' cached
-        :meth:`entries` gathered token-major ((C, B, H), (C, B, W)) and their interest
-        tokens (B, W), if the variant has them.
+        :meth:`entries` gathered token-major ((C, B, H), (C, B, W)) and their per-request
+        tokens (interest, statistics, content), each (B, W).
 
         Token-major, softmax and the weighted sum run over the leading axis, across
         contiguous (B, …) slabs: with the token axis inside, every reduction walks
@@ -91,10 +91,10 @@ class ReadoutScorer:
             torch.einsum("th,thd->hd", torch.softmax(score, dim=0), value).reshape(1, 1, -1),
             cached[1],
         ]
-        if interest is not None:
-            state = self.state(interest)
-            scores.append(state[None, :, :heads])
-            values.append(state[None, :, heads:])
+        if dynamic:
+            state = self.state(torch.stack(dynamic))  # (D, B, H + W)
+            scores.append(state[..., :heads])
+            values.append(state[..., heads:])
         scores = torch.cat(scores)  # (T, B, H)
         values = torch.cat([values[0].expand(1, n, -1), *values[1:]])  # (T, B, W)
         weights = (scores - scores.amax(dim=0)).exp()

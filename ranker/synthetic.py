@@ -36,6 +36,7 @@ class SyntheticStream:
         context_sizes: tuple[int, ...] = (24, 7, 8),
         seed: int = 0,
         start_ts: float = 1.7e9,
+        content_dim: int = 128,
     ) -> None:
         if levels < 2:
             raise ValueError("the synthetic stream needs at least 2 levels")
@@ -57,6 +58,16 @@ class SyntheticStream:
         self.unseen = np.arange(seen_rooms, seen_rooms + unseen_rooms)
         self._rng = rng
         self.ts = start_ts
+        # a content embedding per room that knows its level-1 and level-2 codes, with
+        # noise (what an encoder gives): dense_content reads it; its own generator keeps
+        # the event draws the same with or without it
+        content_rng = np.random.default_rng([seed, 1])
+        basis = content_rng.standard_normal((2, codes, content_dim))
+        content = basis[0, self.room_codes[:, 0]] + basis[1, self.room_codes[:, 1]]
+        content += 0.5 * content_rng.standard_normal(content.shape)
+        self.content = (content / np.linalg.norm(content, axis=1, keepdims=True)).astype(
+            np.float32
+        )
 
     def click_logit(self, users: np.ndarray, rooms: np.ndarray) -> np.ndarray:
         """The true click logit of user indices ``users`` on room indices ``rooms``."""
@@ -99,4 +110,5 @@ class SyntheticStream:
                 "like": like.astype(np.float64),
                 "follow": follow.astype(np.float64),
             },
+            content=self.content[room],
         )

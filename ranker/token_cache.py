@@ -1,12 +1,13 @@
 """Candidate tokens computed ahead: each one's first-block state, kept per key between updates.
 
-Every candidate token but one depends on its candidate alone: the readout (the
+Most candidate tokens depend on a key of their candidate alone: the readout (the
 same for all), the room LUCID (its codes), the slice LUCID, the item ID and the
-age bucket. So is what the first block makes of it (norm and the fused q|k|v
-projection, per token). Serving a request therefore needs, per candidate, only
-the interest token (the room LUCID times this user's pooled history) computed
-afresh; the rest is read back by key: the full room or slice code, the room key,
-the age bucket. A thousand candidates cost a few gathers instead of 9k table
+age bucket. So is what the first block makes of them (norm and the fused q|k|v
+projection, per token). Serving a request therefore computes afresh, per
+candidate, only the tokens that change between requests: interest (the room
+LUCID times this user's pooled history), the engagement statistics (every event
+moves them) and the content embedding (every slice moves it); the rest is read
+back by key: the full room or slice code, the room key, the age bucket. A thousand candidates cost a few gathers instead of 9k table
 lookups, four projections and the first block's projection of every token.
 
 What an entry keeps depends on the depth. A one-block model keeps, per token,
@@ -15,7 +16,7 @@ H + W floats); a deeper one keeps the token ``x0`` and its first-block q|k|v (4W
 :class:`FirstBlockScorer`), readout included. A room LUCID's entry also holds its
 combined LUCID vector (F), which the interest token reads. All entries share one
 row space, so a request's static tokens come back as one gather per array,
-token-major (C, B, …); the interest token joins them after: attention does not
+token-major (C, B, …); the per-request tokens join them after: attention does not
 depend on the order of the candidate tokens (no positions). The values are those
 the uncached forward computes, on the same rows, up to float rounding (a matrix
 kernel may sum in another order for another batch size, and the softmax sums keys
@@ -93,11 +94,29 @@ class TokenCache:
         rows = np.stack([self._rows(name, *inputs[name]) for name in static])  # (C, B)
         flat = torch.from_numpy(rows.reshape(-1))
         cached = [column.index_select(0, flat).view(len(static), n, -1) for column in self._columns]
-        interest = None
-        if "interest" in model.candidate_names and "room" in inputs:
-            vector = self._vector.index_select(0, torch.from_numpy(rows[static.index("room")]))
-            interest = model.interest_token(vector, x.history)  # (B, W)
-        return self._scorer.logits(model.embed_user_side(x), cached, interest)
+        return self._scorer.logits(
+            model.embed_user_side(x), cached, self._dynamic(cands, x, static, rows)
+        )
+
+    def _dynamic(
+        self, cands: Candidates, x: TokenInputs, static: list[str], rows: np.ndarray
+    ) -> list[torch.Tensor]:
+        """The tokens (B, W) computed afresh per request: interest (this user's history),
+        statistics (they change with every event) and content (it changes with every slice)."""
+        model, features = self.model, self.features
+        stats, content = features.stats(cands), features.content(cands)
+        tokens = []
+        if "interest" in model.candidate_names:
+            if "room" in static:
+                base = self._vector.index_select(0, torch.from_numpy(rows[static.index("room")]))
+            else:
+                base = model.content_code(content)
+            tokens.append(model.interest_token(base, x.history))
+        if stats is not None:
+            tokens.append(model.candidate_token("stats", stats))
+        if content is not None:
+            tokens.append(model.candidate_token("content", content))
+        return tokens
 
     def _rows(
         self, name: str, keys: np.ndarray, value_at: Callable[[np.ndarray], torch.Tensor]
@@ -139,16 +158,17 @@ class FirstBlockScorer:
         return [torch.cat([tokens, self.model.blocks[0].project(tokens)], dim=1)]
 
     def logits(
-        self, user: torch.Tensor, cached: list[torch.Tensor], interest: torch.Tensor | None
+        self, user: torch.Tensor, cached: list[torch.Tensor], dynamic: list[torch.Tensor]
     ) -> torch.Tensor:
         """Logits (B, T) from the user-side tokens (1, U, W), the cached entries gathered
-        token-major (C, B, 4W), readout first, and the interest tokens (B, W)."""
+        token-major (C, B, 4W), readout first, and the per-request tokens, each (B, W)."""
         width = self.model.readout.shape[0]
         entries = cached[0].transpose(0, 1)  # (B, C, 4W)
         cand, qkv = entries[..., :width], entries[..., width:]
-        if interest is not None:
-            cand = torch.cat([cand, interest[:, None]], dim=1)
-            qkv = torch.cat([qkv, self.model.blocks[0].project(interest[:, None])], dim=1)
+        if dynamic:
+            fresh = torch.stack(dynamic, dim=1)  # (B, D, W)
+            cand = torch.cat([cand, fresh], dim=1)
+            qkv = torch.cat([qkv, self.model.blocks[0].project(fresh)], dim=1)
         return self.model.mix(user, cand.contiguous(), qkv_cand=qkv.contiguous())
 
 

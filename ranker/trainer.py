@@ -2,8 +2,10 @@
 
 The trainer reads labels from the events (an impression without labels is a
 negative), takes one step per ``training.batch_size`` events (Adam for the dense
-weights, the row optimizer for the sparse rows), appends the engaged events to its
-user-history store, evicts expired rows, and advances the staged ID warmup. It
+weights, the row optimizer for the sparse rows), then counts the events in its
+engagement counter (so a batch is scored on earlier events' statistics only),
+appends the engaged events to its user-history store, evicts expired rows and
+counts, and advances the staged ID warmup. It
 supports the replay evaluation's progressive validation: ``predict(batch)`` (no
 update) and then ``train(batch)``. A run is deterministic for a seed.
 
@@ -35,6 +37,7 @@ from ranker.codec import (
     section,
 )
 from ranker.core import RankerCore, event_user_side
+from ranker.engagement import POSITIVES, EngagementCounter, positive_channels
 from ranker.errors import RankerError, StoreError
 from ranker.features import TrainStep
 from ranker.history import HistoryStore
@@ -46,19 +49,8 @@ from ranker.types import EventBatch, History, RankRequest, Scores
 
 def task_targets(batch: EventBatch, tasks: tuple[str, ...], quality_watch_s: float) -> np.ndarray:
     """Targets (n, T) float32 from the raw labels: ``quality_watch`` is watch_s >= threshold."""
-    columns = {
-        "click": batch.label("click") > 0,
-        "quality_watch": batch.label("watch_s") >= quality_watch_s,
-        "like": batch.label("like") > 0,
-        "follow": batch.label("follow") > 0,
-    }
-    return np.stack([columns[t] for t in tasks], axis=1).astype(np.float32)
-
-
-def engaged(batch: EventBatch, quality_watch_s: float) -> np.ndarray:
-    """Events that enter the user's history: a click, a quality watch, a like or a follow."""
-    targets = task_targets(batch, ("click", "quality_watch", "like", "follow"), quality_watch_s)
-    return targets.any(axis=1)
+    positives = positive_channels(batch.labels, len(batch), quality_watch_s)
+    return positives[:, [POSITIVES.index(t) for t in tasks]].astype(np.float32)
 
 
 class OnlineTrainer:
@@ -75,6 +67,9 @@ class OnlineTrainer:
         self.settings = settings
         self.core = core or RankerCore(settings, trainable=True)
         self.history = HistoryStore(settings.history.length, settings.lucid.levels)
+        self.engagement = EngagementCounter(
+            settings.engagement, settings.lucid.levels, settings.lucid.codes
+        )
         # foreach: one fused update over all ~50 small tensors, half the time of the loop
         self.optimizer = torch.optim.Adam(
             self.core.model.parameters(), lr=settings.training.dense_lr, foreach=True
@@ -102,9 +97,16 @@ class OnlineTrainer:
         """The batch's own history, or the one this trainer's stream has built."""
         return batch.history if batch.history is not None else self.history.read(batch.user)
 
+    def with_stats(self, batch: EventBatch) -> EventBatch:
+        """The batch with its engagement statistics: its own, or this trainer's counts
+        (of the events trained so far) at each event's time."""
+        if batch.stats is not None or "stats" not in self.core.features.candidate_names:
+            return batch
+        return batch.with_stats(self.engagement.features(batch.room, batch.room_lucid, batch.ts))
+
     def predict(self, batch: EventBatch) -> np.ndarray:
         """Probabilities (n, T) per task, in ``tasks`` order; nothing is updated."""
-        return self.core.predict(batch, self.history_of(batch))
+        return self.core.predict(self.with_stats(batch), self.history_of(batch))
 
     def score(self, request: RankRequest, task_weights: Mapping[str, float]) -> Scores:
         """Score one request exactly as a :class:`RankerServer` with this state would."""
@@ -121,6 +123,7 @@ class OnlineTrainer:
         return {"steps": len(losses), "loss": float(np.mean(losses)) if losses else float("nan")}
 
     def _step(self, batch: EventBatch) -> float:
+        batch = self.with_stats(batch)  # scored on the counts before this batch
         history = self.history_of(batch)
         now = float(batch.ts.max())
         if now > self.event_time:
@@ -143,7 +146,9 @@ class OnlineTrainer:
         sparse.apply(step.version)
         self.core.step += 1
         self.core.version = step.version
-        keep = engaged(batch, quality)
+        positives = positive_channels(batch.labels, len(batch), quality)
+        self.engagement.add(batch.ts, batch.room, batch.room_lucid, positives)
+        keep = positives.any(axis=1)  # engagements enter the user's history
         if keep.any():
             self.history.append(batch.user[keep], batch.room_lucid[keep], batch.ts[keep])
         self._expire(now)
@@ -170,6 +175,7 @@ class OnlineTrainer:
             for table in self.core.tables.values():
                 table.evict(now, self.core.version)
             self.history.forget_before(now - spec.ttl_s)
+            self.engagement.forget_before(now - spec.ttl_s)
         self._last_expiry = now
 
     # --- publishing ----------------------------------------------------------------------
@@ -237,6 +243,7 @@ class OnlineTrainer:
         adam, param_groups = optimizer_tensors(self.optimizer)
         tensors = core_tensors(self.core) | prefixed("adam", adam)
         tensors |= prefixed("history", as_tensors(self.history.state_arrays()))
+        tensors |= prefixed("engagement", as_tensors(self.engagement.state_arrays()))
         tensors["rng"] = self.generator.get_state()
         meta = {
             "settings": msgspec.to_builtins(self.settings),
@@ -264,6 +271,8 @@ class OnlineTrainer:
         load_optimizer(trainer.optimizer, section("adam", tensors), meta["adam"])
         arrays = {k: v.numpy() for k, v in section("history", tensors).items()}
         trainer.history = HistoryStore.from_state_arrays(arrays)
+        engagement = {k: v.numpy() for k, v in section("engagement", tensors).items()}
+        trainer.engagement.load_state_arrays(engagement)
         trainer.generator.set_state(tensors["rng"])
         trainer.event_time = float(meta["event_time"])
         trainer._last_expiry = float(meta["last_expiry"])

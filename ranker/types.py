@@ -18,7 +18,7 @@ Example, one event for user "u1" on room "r9" (L=4, context hour/weekday/device)
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -62,14 +62,29 @@ class History:
         return History(codes=self.codes[index], ts=self.ts[index], mask=self.mask[index])
 
 
+def _optional_rows(name: str, array: np.ndarray | None, n: int) -> None:
+    if array is not None:
+        _rows(name, np.asarray(array), n, 2)
+        if not np.isfinite(array).all():
+            raise RankerError(f"{name} must be finite, got NaN or inf")
+
+
 @dataclass(frozen=True)
 class Candidates:
-    """K candidate rooms of one request."""
+    """K candidate rooms of one request.
+
+    ``stats``: each room's engagement statistics
+    (:meth:`ranker.engagement.EngagementCounter.features`); None reads as a room
+    nobody has engaged with. ``content``: each room's content embedding, which the
+    ``dense_content`` variant reads (None there is an error).
+    """
 
     room: np.ndarray  # (K,) int64 room keys
     room_lucid: np.ndarray  # (K, L) int
     slice_lucid: np.ndarray  # (K, L) int, the latest slice's code
     room_age_s: np.ndarray  # (K,) seconds since the room started
+    stats: np.ndarray | None = None  # (K, S) float32
+    content: np.ndarray | None = None  # (K, E) float32
 
     def __post_init__(self) -> None:
         k = len(self.room)
@@ -78,6 +93,8 @@ class Candidates:
         _rows("candidates.slice_lucid", self.slice_lucid, k, 2)
         _rows("candidates.room_age_s", self.room_age_s, k, 1)
         _finite("candidates.room_age_s", self.room_age_s)
+        _optional_rows("candidates.stats", self.stats, k)
+        _optional_rows("candidates.content", self.content, k)
 
     def __len__(self) -> int:
         return len(self.room)
@@ -87,8 +104,10 @@ class Candidates:
 class EventBatch:
     """n impressions with their labels, in time order.
 
-    ``history`` is optional: the trainer reads its own history store when it is None
-    (the history as the stream built it, which is what you want for training).
+    ``history`` and ``stats`` are optional: the trainer reads its own history store
+    and engagement counter when they are None (the state as the stream built it,
+    which is what you want for training). ``content``: the rooms' content
+    embeddings, which only ``dense_content`` reads.
     """
 
     ts: np.ndarray  # (n,) float64 event time
@@ -100,6 +119,8 @@ class EventBatch:
     context: np.ndarray  # (n, C) ints, columns in the order of settings.ranker.context
     labels: Mapping[str, np.ndarray] = field(default_factory=dict)  # names from LABELS
     history: History | None = None
+    stats: np.ndarray | None = None  # (n, S)
+    content: np.ndarray | None = None  # (n, E)
 
     def __post_init__(self) -> None:
         n = len(self.ts)
@@ -116,6 +137,8 @@ class EventBatch:
         _finite("room_age_s", self.room_age_s)
         if self.history is not None and len(self.history) != n:
             raise RankerError(f"history has {len(self.history)} rows for {n} events")
+        _optional_rows("stats", self.stats, n)
+        _optional_rows("content", self.content, n)
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -137,6 +160,8 @@ class EventBatch:
             context=self.context[index],
             labels={k: np.asarray(v)[index] for k, v in self.labels.items()},
             history=None if self.history is None else self.history.take(index),
+            stats=None if self.stats is None else self.stats[index],
+            content=None if self.content is None else self.content[index],
         )
 
     @property
@@ -146,7 +171,13 @@ class EventBatch:
             room_lucid=self.room_lucid,
             slice_lucid=self.slice_lucid,
             room_age_s=self.room_age_s,
+            stats=self.stats,
+            content=self.content,
         )
+
+    def with_stats(self, stats: np.ndarray) -> EventBatch:
+        """The same events with their engagement statistics (n, S) filled in."""
+        return replace(self, stats=stats)
 
 
 @dataclass(frozen=True)

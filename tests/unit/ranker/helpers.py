@@ -55,4 +55,5 @@ def same_user(events: EventBatch) -> EventBatch:
         slice_lucid=events.slice_lucid,
         room_age_s=events.room_age_s,
         context=np.repeat(events.context[:1], n, axis=0),
+        content=events.content,
     )

@@ -20,15 +20,19 @@ from tests.unit.ranker.helpers import WEIGHTS, request_for, same_user, small_set
         {"variant": "id_only"},
         {"variant": "lucid_only", "lucid": {"keys": "unigram"}},
         {"variant": "hybrid", "lucid": {"combine": "concat"}},
+        {"variant": "stats_only"},
+        {"variant": "dense_content", "backbone": {"layers": 1}},
+        {"variant": "staged", "engagement": {"features": False}},
     ],
 )
 def test_a_request_scores_like_its_candidates_scored_one_by_one(overrides: dict) -> None:
     trainer = OnlineTrainer(small_settings(**overrides))
     events = stream()
     trainer.train(events.batch(640))
-    candidates = events.batch(40)
+    # a request carries its candidates' statistics: the trainer's counts at its time
+    candidates = trainer.with_stats(same_user(events.batch(40)))
     scores = trainer.score(request_for(candidates, trainer.history.read), WEIGHTS)
-    one_by_one = trainer.predict(same_user(candidates))
+    one_by_one = trainer.predict(candidates)
     np.testing.assert_allclose(scores.probs, one_by_one, rtol=0, atol=2e-6)
     weights = np.array([WEIGHTS[t] for t in trainer.tasks], dtype=np.float32)
     np.testing.assert_allclose(scores.score, scores.probs @ weights, rtol=1e-6)

@@ -17,9 +17,7 @@ from msgspec import Meta
 
 from configs.base import NonNegativeInt, PositiveFloat, PositiveInt, Section
 
-RankerVariant = Literal[
-    "id_only", "lucid_only", "hybrid", "staged", "stats_only", "dense_content"
-]
+RankerVariant = Literal["id_only", "lucid_only", "hybrid", "staged", "stats_only", "dense_content"]
 TaskName = Literal["click", "quality_watch", "like", "follow"]
 NonNegativeFloat = Annotated[float, Meta(ge=0.0)]
 
@@ -117,8 +115,8 @@ class EngagementSettings(Section):
     exploration reads them.
     """
 
-    half_lives_s: Annotated[list[PositiveFloat], Meta(min_length=1, max_length=8)] = (
-        msgspec.field(default_factory=lambda: [600.0, 7200.0, 172800.0])
+    half_lives_s: Annotated[list[PositiveFloat], Meta(min_length=1, max_length=8)] = msgspec.field(
+        default_factory=lambda: [600.0, 7200.0, 172800.0]
     )
     prior_impressions: PositiveFloat = 20.0
     features: bool = True

@@ -270,12 +270,15 @@ class EngagementCounter:
 
     # --- exact state, for snapshots ----------------------------------------------------
 
+    def _parts(self) -> tuple[tuple[str, _DecayedRows], ...]:
+        return (("rooms", self._rooms), ("prefixes", self._prefixes), ("all", self._all))
+
     def state_arrays(self) -> dict[str, np.ndarray]:
-        return self._rooms.state("rooms") | self._prefixes.state("prefixes") | self._all.state("all")
+        return {k: v for name, rows in self._parts() for k, v in rows.state(name).items()}
 
     def load_state_arrays(self, arrays: Mapping[str, np.ndarray]) -> None:
         """Restore what :meth:`state_arrays` saved (same settings)."""
-        for name, rows in (("rooms", self._rooms), ("prefixes", self._prefixes), ("all", self._all)):
+        for name, rows in self._parts():
             rows.load(name, arrays)
             if rows.values.shape[1] != len(self.settings.half_lives_s):
                 raise RankerError(

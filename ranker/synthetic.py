@@ -65,9 +65,7 @@ class SyntheticStream:
         basis = content_rng.standard_normal((2, codes, content_dim))
         content = basis[0, self.room_codes[:, 0]] + basis[1, self.room_codes[:, 1]]
         content += 0.5 * content_rng.standard_normal(content.shape)
-        self.content = (content / np.linalg.norm(content, axis=1, keepdims=True)).astype(
-            np.float32
-        )
+        self.content = (content / np.linalg.norm(content, axis=1, keepdims=True)).astype(np.float32)
 
     def click_logit(self, users: np.ndarray, rooms: np.ndarray) -> np.ndarray:
         """The true click logit of user indices ``users`` on room indices ``rooms``."""

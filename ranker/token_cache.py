@@ -7,8 +7,9 @@ projection, per token). Serving a request therefore computes afresh, per
 candidate, only the tokens that change between requests: interest (the room
 LUCID times this user's pooled history), the engagement statistics (every event
 moves them) and the content embedding (every slice moves it); the rest is read
-back by key: the full room or slice code, the room key, the age bucket. A thousand candidates cost a few gathers instead of 9k table
-lookups, four projections and the first block's projection of every token.
+back by key: the full room or slice code, the room key, the age bucket. A
+thousand candidates cost a few gathers instead of 9k table lookups, four
+projections and the first block's projection of every token.
 
 What an entry keeps depends on the depth. A one-block model keeps, per token,
 the readout's score against it and its value (:class:`ranker.readout.ReadoutScorer`,

@@ -136,3 +136,11 @@ class Settings(Section):
     catalog: CatalogSettings = msgspec.field(default_factory=CatalogSettings)
     workers: WorkerSettings = msgspec.field(default_factory=WorkerSettings)
     api: ApiSettings = msgspec.field(default_factory=ApiSettings)
+
+    def __post_init__(self) -> None:
+        if self.ranker.content_dim != self.encoder.out_dim:
+            raise ValueError(
+                f"ranker.content_dim ({self.ranker.content_dim}) must equal encoder.out_dim "
+                f"({self.encoder.out_dim}): dense_content reads the encoder's room embeddings; "
+                "set both to the same width"
+            )

@@ -113,3 +113,8 @@ def test_a_sections_own_check_names_the_variable_that_broke_it() -> None:
         load_settings("default", env={"LUCIDREC_RANKER__BACKBONE__HEADS": "3"})
     assert str(err.value).startswith("ranker.backbone: ")
     assert "LUCIDREC_RANKER__BACKBONE__HEADS" in str(err.value)
+
+
+def test_a_content_width_that_differs_from_the_encoders_is_refused_naming_both_keys() -> None:
+    with pytest.raises(SettingsError, match=r"ranker.content_dim \(64\).*encoder.out_dim \(128\)"):
+        load_settings("default", env={"LUCIDREC_RANKER__CONTENT_DIM": "64"})

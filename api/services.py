@@ -1,10 +1,11 @@
 """What the API's handlers share, built once per process in the app's lifespan.
 
 A background thread refreshes the room cache, the served models (and, for API
-replicas, the mirror of the shared exploration counts) every half
-``api.refresh_interval_s``, so a request finds them fresh and never pays for a
-catalog query or a directory scan itself; should the thread fall behind, a
-request that finds a refresh due still does it (the caches' own schedule).
+replicas, counts the other replicas' events from the shared engagement stream)
+every half ``api.refresh_interval_s``, so a request finds them fresh and never
+pays for a catalog query, a directory scan or a stream read itself; should the
+thread fall behind, a request that finds a refresh due still does it (the
+caches' own schedule).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class Services:
         self.shared_state = connect(api.shared_state_url) if api.shared_state_url else None
         if self.shared_state is not None:  # API replicas: a user's events reach every one
             shared = RedisSessionState(self.shared_state, settings.ranker, api.refresh_interval_s)
-            self._refreshes.append(shared.refresh_counts)
+            self._refreshes.append(shared.catch_up)
             self.session = shared
             replays = RedisReplays(self.shared_state, api.replay_ttl_s)
         else:

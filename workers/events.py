@@ -2,8 +2,9 @@
 
 An event's room LUCID is the room's code under the active codebook; its slice
 LUCID is the code of the slice the user saw (``slice_id``) or else the room's
-latest slice. Events on rooms with no codes yet cannot be turned into features
-and are reported as skipped.
+latest slice; its content is the room's embedding (what ``dense_content`` reads).
+Events on rooms with no codes yet cannot be turned into features and are
+reported as skipped.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 
 from configs.ranker import RankerSettings
 from ranker import LABELS, EventBatch, id_keys
-from workers.catalog import Catalog
+from workers.catalog import Catalog, RoomView
 from workers.messages import EventMessage
 
 
@@ -24,6 +25,22 @@ def context_array(settings: RankerSettings, contexts: Sequence[Mapping[str, int]
     for j, feature in enumerate(settings.context):
         column = np.array([c.get(feature.name, 0) for c in contexts], dtype=np.int64)
         out[:, j] = np.where((column >= 0) & (column < feature.size), column, 0)
+    return out
+
+
+def event_labels(events: Sequence[EventMessage]) -> dict[str, np.ndarray]:
+    """The ranker's raw labels of ``events``, (n,) each; a label an event lacks is 0."""
+    return {name: np.array([e.labels.get(name, 0.0) for e in events]) for name in LABELS}
+
+
+def room_content(rooms: Sequence[RoomView], dim: int) -> np.ndarray:
+    """(n, dim) float32: each room's embedding (its slices' mean), zeros for a room with none
+    yet or with one of another width (an encoder whose ``out_dim`` is not
+    ``ranker.content_dim``), which the ranker could not read."""
+    out = np.zeros((len(rooms), dim), dtype=np.float32)
+    for i, room in enumerate(rooms):
+        if room.embedding is not None and len(room.embedding) == dim:
+            out[i] = room.embedding
     return out
 
 
@@ -60,6 +77,7 @@ def build_batch(
         ),
         room_age_s=np.array([max(0.0, e.ts - rooms[e.room_id].started_at) for e in usable]),
         context=context_array(settings, [e.context for e in usable]),
-        labels={name: np.array([e.labels.get(name, 0.0) for e in usable]) for name in LABELS},
+        labels=event_labels(usable),
+        content=room_content([rooms[e.room_id] for e in usable], settings.content_dim),
     )
     return batch, skipped

@@ -1,5 +1,10 @@
 """One ``/v1/rank`` request: candidates -> the variant's served ranker -> MMR and exploration.
 
+The candidates carry what the served variant reads beyond their codes: their
+engagement statistics from the session's counter (:mod:`api.serving.engagement`),
+which the exploration posteriors read too, and, for ``dense_content``, their
+content embeddings. A variant that does not read one does not pay for it.
+
 Replays: a response is kept under its ``request_id`` for ``api.replay_ttl_s``
 (:mod:`api.serving.replays`); the same request with that id returns the same
 list, and a different request with a used id is refused (409), so a client
@@ -20,11 +25,21 @@ from api.schemas import RankBody, RankedRoom, RankResponse
 from api.serving.replays import Replays
 from api.serving.rerank import mmr, thompson_pick, with_exploration
 from api.serving.retrieval import Retriever
-from api.serving.rooms import RoomCache
+from api.serving.rooms import RoomCache, RoomTable
 from api.serving.servers import ServedModels
 from api.serving.session import Session
-from ranker import Candidates, RankRequest, id_key
+from ranker import Candidates, RankerServer, RankRequest, id_key
 from workers.events import context_array
+
+
+def candidate_content(table: RoomTable, index: np.ndarray, dim: int) -> np.ndarray:
+    """(K, dim) content embeddings of the rooms at ``index``: zeros for a room with none
+    yet, and for all when the table's embeddings are not ``dim`` wide (an encoder whose
+    ``out_dim`` is not ``ranker.content_dim``), as :func:`workers.events.room_content`
+    gives them to the trainer."""
+    if table.embedding.shape[1] != dim:
+        return np.zeros((len(index), dim), dtype=np.float32)
+    return table.embedding[index]
 
 
 class ReplayConflictError(ValueError):
@@ -62,6 +77,24 @@ class RankPipeline:
                 "send a new request without request_id to rank again"
             )
         return msgspec.json.decode(found[1], type=RankResponse)
+
+    def _candidates(
+        self, server: RankerServer, table: RoomTable, index: np.ndarray, now: float
+    ) -> Candidates:
+        """The rooms at ``index`` of ``table`` as the served variant reads them: with their
+        engagement statistics at ``now`` and their content embeddings if it reads those."""
+        reads = server.core.features.candidate_names
+        keys, room_lucid = table.keys[index], table.room_lucid[index]
+        return Candidates(
+            room=keys,
+            room_lucid=room_lucid,
+            slice_lucid=table.slice_lucid[index],
+            room_age_s=np.maximum(now - table.started_at[index], 0.0),
+            stats=self.session.stats(keys, room_lucid, now) if "stats" in reads else None,
+            content=candidate_content(table, index, server.settings.content_dim)
+            if "content" in reads
+            else None,
+        )
 
     def rank(self, body: RankBody, assignment: Assignment) -> RankResponse:
         digest = hashlib.sha256(
@@ -106,12 +139,7 @@ class RankPipeline:
                 ts=now,
                 context=context_array(settings.ranker, [body.context])[0],
                 history=self.session.history_of(body.user_id),
-                candidates=Candidates(
-                    room=table.keys[index],
-                    room_lucid=table.room_lucid[index],
-                    slice_lucid=table.slice_lucid[index],
-                    room_age_s=np.maximum(now - table.started_at[index], 0.0),
-                ),
+                candidates=self._candidates(server, table, index, now),
             )
             scores = server.score(request, settings.serving.task_weights)
             order = mmr(scores.score, table.embedding[index], body.k, settings.serving.mmr_lambda)
@@ -119,7 +147,7 @@ class RankPipeline:
             explored: set[int] = set()
             if settings.serving.exploration and settings.serving.exploration_slots:
                 young = np.flatnonzero(request.candidates.room_age_s <= self.new_room_age_s)
-                clicks, shown = self.session.counts(request.candidates.room[young])
+                clicks, shown = self.session.counts(request.candidates.room[young], now)
                 rng = np.random.default_rng(int(digest[:16], 16))  # replays draw the same
                 draw = thompson_pick(clicks, shown, settings.serving.exploration_slots, rng)
                 picked, explored = with_exploration(picked, [int(young[d]) for d in draw], body.k)

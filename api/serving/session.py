@@ -3,58 +3,47 @@
 An engagement (a click, a quality watch, a like or follow) appends the room's
 current LUCID to the user's history (the same :class:`ranker.HistoryStore` the
 trainer keeps), so the user's history tokens change on their next ``/v1/rank``;
-it also feeds the user's interest vector for retrieval. Impressions and clicks
-per room feed the exploration posteriors.
+it also feeds the user's interest vector for retrieval. Every event, engaged or
+not, is counted in the engagement statistics (:mod:`api.serving.engagement`):
+the candidates' statistics token and the exploration posteriors read them.
 
 :class:`SessionState` keeps all of it in this process (one API process, the
-embedded default); :mod:`api.serving.shared_session` keeps the same in Redis for
-API replicas. Both follow :class:`Session`.
+embedded default): a history store, the last engaged room ids per user (an LRU
+of :data:`MAX_USERS` users), and one :class:`~api.serving.engagement.RoomEngagement`.
+:mod:`api.serving.shared_session` shares the same between API replicas through
+Redis. Both follow :class:`Session`.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict, deque
+from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
 
-from api.serving.room_counts import RoomCounts
+from api.serving.engagement import CountedEvents, RoomEngagement
 from api.serving.rooms import RoomTable
 from configs.ranker import RankerSettings
 from ranker import History, HistoryStore, id_keys
 from workers.messages import EventMessage
 
 MAX_USERS = 200_000
-MAX_ROOMS = 200_000  # exploration counts kept before those of non-live rooms are dropped
 ENGAGED_ROOMS = 20  # the rooms a user's interest vector is the mean of
 
 
-def is_engagement(event: EventMessage, quality_watch_s: float) -> bool:
-    """A positive for the ranker: a click, a watch of quality_watch_s or more, a like, a follow."""
-    labels = event.labels
-    return (
-        labels.get("click", 0) > 0
-        or labels.get("watch_s", 0) >= quality_watch_s
-        or labels.get("like", 0) > 0
-        or labels.get("follow", 0) > 0
-    )
-
-
 def engagements(
-    events: list[EventMessage], table: RoomTable, quality_watch_s: float
+    events: Sequence[EventMessage], counted: CountedEvents
 ) -> tuple[list[EventMessage], list[EventMessage]]:
-    """The engagements among ``events``, and those of them with rooms that have codes
-    (only these can join a history: a history entry is a room's LUCID)."""
-    engaged = [e for e in events if is_engagement(e, quality_watch_s)]
-    coded = [e for e in engaged if e.room_id in table.index and table.coded[table.index[e.room_id]]]
-    return engaged, coded
-
-
-def impressions(events: list[EventMessage]) -> tuple[np.ndarray, np.ndarray]:
-    """Every event's room key and whether it was clicked: what the exploration counts add."""
-    clicked = np.array([e.labels.get("click", 0) > 0 for e in events], dtype=bool)
-    return id_keys([e.room_id for e in events]), clicked
+    """The engagements among ``events`` (``counted`` is them as counted), and those of them
+    with rooms that have codes (only these can join a history: an entry is a room's LUCID)."""
+    engaged = counted.engaged.tolist()
+    coded = counted.coded.tolist()
+    return (
+        [e for e, hit in zip(events, engaged, strict=True) if hit],
+        [e for e, hit, ok in zip(events, engaged, coded, strict=True) if hit and ok],
+    )
 
 
 class Session(Protocol):
@@ -67,7 +56,9 @@ class Session(Protocol):
 
     def interest(self, user_id: str, table: RoomTable) -> np.ndarray | None: ...
 
-    def counts(self, room_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+    def stats(self, room_keys: np.ndarray, room_lucid: np.ndarray, now: float) -> np.ndarray: ...
+
+    def counts(self, room_keys: np.ndarray, now: float) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 def interest_vector(rooms: list[str], table: RoomTable) -> np.ndarray | None:
@@ -81,24 +72,22 @@ def interest_vector(rooms: list[str], table: RoomTable) -> np.ndarray | None:
 
 
 class SessionState:
-    """Per-user history and interests, per-room exploration counts, in this process;
+    """Per-user history and interests, per-room engagement counts, in this process;
     thread-safe."""
 
     def __init__(self, settings: RankerSettings) -> None:
         self.quality_watch_s = settings.tasks.quality_watch_s
         self.history = HistoryStore(settings.history.length, settings.lucid.levels)
+        self.engagement = RoomEngagement(settings)
         self._engaged: OrderedDict[str, deque[str]] = OrderedDict()
-        self.room_counts = RoomCounts()
-        self._prune_at = MAX_ROOMS
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the history and the engaged rooms
 
     def record(self, events: list[EventMessage], table: RoomTable) -> int:
         """Apply ``events``; returns how many were engagements with coded rooms."""
-        engaged, coded = engagements(events, table, self.quality_watch_s)
+        counted = CountedEvents.of(events, table, self.quality_watch_s)
+        engaged, coded = engagements(events, counted)
+        self.engagement.add(counted)
         with self._lock:
-            self.room_counts.add(*impressions(events))
-            if len(self.room_counts) > self._prune_at:
-                self._forget_rooms(table)
             for event in engaged:
                 rooms = self._engaged.pop(event.user_id, None) or deque(maxlen=ENGAGED_ROOMS)
                 rooms.append(event.room_id)
@@ -114,13 +103,6 @@ class SessionState:
                 )
         return len(coded)
 
-    def _forget_rooms(self, table: RoomTable) -> None:
-        """Keep the exploration counts of live rooms only: an ended room is never explored
-        again, and room ids never repeat, so without this the counters grow forever."""
-        self.room_counts.keep(table.keys[table.live])
-        # more live rooms than the cap: prune again only once the counters have doubled
-        self._prune_at = max(MAX_ROOMS, 2 * len(self.room_counts))
-
     def history_of(self, user_id: str) -> History:
         with self._lock:
             return self.history.read(id_keys([user_id]))
@@ -131,7 +113,12 @@ class SessionState:
             rooms = list(self._engaged.get(user_id, ()))
         return interest_vector(rooms, table)
 
-    def counts(self, room_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(clicks, impressions) of rooms by their ranker keys (:func:`ranker.id_keys`)."""
-        with self._lock:
-            return self.room_counts.get(room_keys)
+    def stats(self, room_keys: np.ndarray, room_lucid: np.ndarray, now: float) -> np.ndarray:
+        """(K, S) engagement statistics of candidates (ranker room keys, room LUCIDs) at
+        ``now``: what :class:`ranker.Candidates` carries to the ranker."""
+        return self.engagement.features(room_keys, room_lucid, now)
+
+    def counts(self, room_keys: np.ndarray, now: float) -> tuple[np.ndarray, np.ndarray]:
+        """(clicks, impressions) of rooms by their ranker keys (:func:`ranker.id_keys`),
+        decayed to ``now`` at the longest half-life."""
+        return self.engagement.counts(room_keys, now)

@@ -2,51 +2,42 @@
 
 Behind a load balancer a user's events and their next ``/v1/rank`` may reach
 different replicas. With ``api.shared_state_url`` set, each replica keeps what
-:class:`api.serving.session.SessionState` keeps, with the same rules, in one
+:class:`api.serving.session.SessionState` keeps, with the same rules, through one
 Redis:
 
     lucidrec:history:<user key>  list, newest first: 8-byte time + L int32 codes
     lucidrec:engaged:<user id>   list, newest first: the last room ids engaged with
-    lucidrec:shown, lucidrec:clicks   hashes: room key -> impressions, clicks
+    lucidrec:engagement          stream: one packed entry per posted event, which
+                                 every replica counts in its own memory
+                                 (:mod:`api.serving.engagement_stream`)
 
 A history keeps the newest ``history.length`` entries, in arrival order across
 posts and in time order within one (as :class:`ranker.HistoryStore` does), so a
 replica reads exactly what one process would have. User keys expire
 :data:`USER_TTL_S` after the user's last engagement. A record is one pipelined
-round trip; a rank request reads its user's history in one more.
-
-Exploration counts are read for every young candidate, thousands per request,
-and an HMGET of a thousand fields took 7-9 ms here. So each replica reads them
-from a mirror in its memory (:class:`RoomCounts`): its own posts go to the
-mirror at once, and the whole hashes are read back (HGETALL) when the mirror is
-older than ``counts_max_age_s``, the API's refresh interval. Other replicas'
-impressions thus reach a replica's posteriors within that interval.
+round trip (its pushes, its XADDs and the read of the stream up to its end); a
+rank request reads its user's history in one more. The engagement statistics and
+exploration counts are read from the replica's counter, which the stream keeps
+within ``counts_max_age_s`` (the API's refresh interval) of every replica's posts,
+with no round trip on the request path unless the background refresher fell
+behind.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-
 import numpy as np
 import redis
 
-from api.serving.room_counts import RoomCounts
+from api.serving.engagement import CountedEvents, RoomEngagement
+from api.serving.engagement_stream import EngagementStream
 from api.serving.rooms import RoomTable
-from api.serving.session import (
-    ENGAGED_ROOMS,
-    MAX_ROOMS,
-    engagements,
-    impressions,
-    interest_vector,
-)
+from api.serving.session import ENGAGED_ROOMS, engagements, interest_vector
 from api.serving.shared import shared_call
 from configs.ranker import RankerSettings
 from ranker import History, id_key, id_keys
 from workers.messages import EventMessage
 
 PREFIX = "lucidrec:"
-SHOWN, CLICKS = PREFIX + "shown", PREFIX + "clicks"
 USER_TTL_S = 7 * 24 * 3600
 
 
@@ -59,21 +50,14 @@ class RedisSessionState:
         self.client = client
         self.quality_watch_s = settings.tasks.quality_watch_s
         self.length, self.levels = settings.history.length, settings.lucid.levels
-        self.counts_max_age_s = counts_max_age_s
-        self._prune_at = MAX_ROOMS
-        self._mirror = RoomCounts()
-        self._mirrored_at = -np.inf
-        self._lock = threading.Lock()  # the mirror
+        self.engagement = RoomEngagement(settings)
+        self.stream = EngagementStream(client, self.engagement, self.levels, counts_max_age_s)
 
     def record(self, events: list[EventMessage], table: RoomTable) -> int:
         """Apply ``events``; returns how many were engagements with coded rooms."""
-        engaged, coded = engagements(events, table, self.quality_watch_s)
-        rooms, clicked = impressions(events)
+        counted = CountedEvents.of(events, table, self.quality_watch_s)
+        engaged, coded = engagements(events, counted)
         pipe = self.client.pipeline(transaction=False)
-        for room, click in zip(rooms.tolist(), clicked.tolist(), strict=True):
-            pipe.hincrby(SHOWN, room, 1)
-            if click:
-                pipe.hincrby(CLICKS, room, 1)
         for event in engaged:
             self._push(pipe, f"{PREFIX}engaged:{event.user_id}", event.room_id, ENGAGED_ROOMS)
         coded.sort(key=lambda e: e.ts)  # stable: a user's entries in time order, ties as posted
@@ -82,45 +66,19 @@ class RedisSessionState:
         for user, event, code in zip(users, coded, codes, strict=True):
             entry = np.float64(event.ts).tobytes() + code.tobytes()
             self._push(pipe, f"{PREFIX}history:{user}", entry, self.length)
-        pipe.hlen(SHOWN)
-        rooms_counted = shared_call(pipe.execute)[-1]
-        with self._lock:
-            self._mirror.add(rooms, clicked)
-        if rooms_counted > self._prune_at:
-            self._forget_rooms(table)
+        read_at = self.stream.append(pipe, counted)
+        self.stream.applied(shared_call(pipe.execute)[-1], read_at)
         return len(coded)
 
-    def refresh_counts(self) -> None:
-        """Replace the mirror with the counts every replica has written."""
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hgetall(SHOWN)
-        pipe.hgetall(CLICKS)
-        shown, clicks = shared_call(pipe.execute)
-        keys = np.array([int(k) for k in shown], dtype=np.int64)
-        mirror = RoomCounts.of(
-            keys,
-            np.array([float(v) for v in shown.values()]),
-            np.array([float(clicks.get(k, 0)) for k in shown]),
-        )
-        with self._lock:
-            self._mirror, self._mirrored_at = mirror, time.monotonic()
+    def catch_up(self) -> None:
+        """Count every replica's events posted since the last read (the refresher calls it)."""
+        self.stream.catch_up()
 
     @staticmethod
     def _push(pipe: redis.client.Pipeline, key: str, value: str | bytes, keep: int) -> None:
         pipe.lpush(key, value)
         pipe.ltrim(key, 0, keep - 1)
         pipe.expire(key, USER_TTL_S)
-
-    def _forget_rooms(self, table: RoomTable) -> None:
-        """Keep the counts of live rooms only (see ``SessionState._forget_rooms``)."""
-        held = np.array(shared_call(self.client.hkeys, SHOWN), dtype=np.int64)
-        stale = held[~np.isin(held, table.keys[table.live])].tolist()
-        pipe = self.client.pipeline(transaction=False)
-        for start in range(0, len(stale), 10_000):
-            pipe.hdel(SHOWN, *stale[start : start + 10_000])
-            pipe.hdel(CLICKS, *stale[start : start + 10_000])
-        shared_call(pipe.execute)
-        self._prune_at = max(MAX_ROOMS, 2 * (len(held) - len(stale)))
 
     def history_of(self, user_id: str) -> History:
         """The user's history as :meth:`ranker.HistoryStore.read` gives it, newest first."""
@@ -139,9 +97,14 @@ class RedisSessionState:
         rooms = shared_call(self.client.lrange, f"{PREFIX}engaged:{user_id}", 0, -1)
         return interest_vector([r.decode() for r in rooms], table)
 
-    def counts(self, room_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(clicks, impressions) of rooms by their ranker keys, from the mirror."""
-        if time.monotonic() - self._mirrored_at > self.counts_max_age_s:
-            self.refresh_counts()
-        with self._lock:
-            return self._mirror.get(room_keys)
+    def stats(self, room_keys: np.ndarray, room_lucid: np.ndarray, now: float) -> np.ndarray:
+        """(K, S) engagement statistics of candidates at ``now``, every replica's events
+        counted (see :meth:`api.serving.session.SessionState.stats`)."""
+        self.stream.fresh()
+        return self.engagement.features(room_keys, room_lucid, now)
+
+    def counts(self, room_keys: np.ndarray, now: float) -> tuple[np.ndarray, np.ndarray]:
+        """(clicks, impressions) of rooms by their ranker keys, every replica's events
+        counted, decayed to ``now`` at the longest half-life."""
+        self.stream.fresh()
+        return self.engagement.counts(room_keys, now)

@@ -7,6 +7,11 @@ live experiment uses, each trained on all events. A trainer resumes from its
 variant's newest snapshot when the worker starts, and publishes sparse deltas,
 dense weights and snapshots on the ranker's sync cadence.
 
+Events on rooms without codes cannot be trained on; each trainer still counts
+them in its engagement statistics, at the room level, as the API counts them
+(:mod:`api.serving.engagement`), so a room's statistics and the all-rooms row
+are the same on both sides.
+
 Events are idempotent by ``event_id`` (the catalog's processed ledger, marked
 after training). When the active codebook changes, every trainer migrates its
 LUCID prefix rows from the old codes to the new ones before training on the
@@ -16,17 +21,19 @@ new codes.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import msgspec
+import numpy as np
 from celery import shared_task
 from celery.signals import worker_shutdown
 
 from configs import Settings, WatchedExperiments
-from ranker import ModelStore, OnlineTrainer, StoreError
+from ranker import EventBatch, ModelStore, OnlineTrainer, StoreError, id_keys, positive_channels
 from workers.catalog import Catalog
-from workers.events import build_batch
+from workers.events import build_batch, event_labels
 from workers.messages import EventMessage
 from workers.tasks.base import LucidrecTask
 
@@ -91,6 +98,23 @@ class TrainerPool:
             self.catalog.set_state(CODEBOOK_STATE, active.version)
 
 
+def train_variant(
+    trainer: OnlineTrainer, batch: EventBatch | None, skipped: Sequence[EventMessage]
+) -> None:
+    """Train on ``batch``, then count the ``skipped`` events (rooms without codes) for their
+    rooms and all rooms, as the API counts them."""
+    if batch is not None:
+        trainer.train(batch)
+    if skipped:
+        quality_watch_s = trainer.settings.tasks.quality_watch_s
+        trainer.engagement.add(
+            np.array([e.ts for e in skipped], dtype=np.float64),
+            id_keys([e.room_id for e in skipped]),
+            None,
+            positive_channels(event_labels(skipped), len(skipped), quality_watch_s),
+        )
+
+
 _POOL: TrainerPool | None = None
 
 
@@ -129,8 +153,7 @@ def train_events(self: TrainTask, events: list[Any]) -> dict[str, Any]:
     steps = {}
     for variant in variants:
         trainer = pool.trainer(variant)
-        if batch is not None:
-            trainer.train(batch)
+        train_variant(trainer, batch, skipped)
         steps[variant] = trainer.step
     self.catalog.mark_processed("event", [e.event_id for e in fresh])
     return {

@@ -1,4 +1,4 @@
-"""In-session state in a real Redis reads exactly what one process's state reads."""
+"""In-session state in a real Redis reads what one process's state reads, on every replica."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from api.serving import engagement_stream
 from api.serving.replays import RedisReplays
 from api.serving.rooms import RoomTable
 from api.serving.session import SessionState
@@ -60,13 +61,15 @@ event = st.builds(
 )
 @given(batches=st.lists(st.lists(event, max_size=12), min_size=1, max_size=5))
 def test_redis_state_reads_what_the_in_process_state_reads(
-    client: redis.Redis, batches: list[list[tuple]]
+    client: redis.Redis, monkeypatch: pytest.MonkeyPatch, batches: list[list[tuple]]
 ) -> None:
     client.flushdb()
+    monkeypatch.setattr(engagement_stream, "READ_COUNT", 4)  # reads cross chunk boundaries
     # a history of 3: batches overflow it, so which entries survive is compared too
     ranker = load_settings("test", env={"LUCIDREC_RANKER__HISTORY__LENGTH": "3"}).ranker
     table = room_table(ranker.lucid.levels)
     local, shared = SessionState(ranker), RedisSessionState(client, ranker, 60.0)
+    other = RedisSessionState(client, ranker, 0.0)  # a replica that reads before every use
     for b, batch in enumerate(batches):
         events = [
             EventMessage(
@@ -88,12 +91,30 @@ def test_redis_state_reads_what_the_in_process_state_reads(
         assert (want is None) == (got is None)
         if want is not None:
             np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)  # summed in another order
+    # this replica's own posts; another replica's; one started after them all, which reads
+    # the stream from its start (counted in other chunks: equal up to float rounding)
+    late = RedisSessionState(client, ranker, 60.0)
     keys = id_keys([*ROOMS, "unknown-room", "never-shown"])
-    for want, got in zip(local.counts(keys), shared.counts(keys), strict=True):
-        np.testing.assert_array_equal(got, want)  # this replica's posts, from its mirror
-    shared.refresh_counts()
-    for want, got in zip(local.counts(keys), shared.counts(keys), strict=True):
-        np.testing.assert_array_equal(got, want)  # every replica's, read back from Redis
+    lucid = np.vstack([table.room_lucid, np.zeros((2, ranker.lucid.levels), dtype=np.int64)])
+    now = 7.0
+    want_stats, want_counts = local.stats(keys, lucid, now), local.counts(keys, now)
+    for replica in (shared, other, late):
+        np.testing.assert_allclose(replica.stats(keys, lucid, now), want_stats, rtol=0, atol=1e-6)
+        for want, got in zip(want_counts, replica.counts(keys, now), strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_the_stream_is_trimmed_to_about_its_cap(
+    client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engagement_stream, "STREAM_MAXLEN", 100)
+    ranker = load_settings("test").ranker
+    shared, table = RedisSessionState(client, ranker, 60.0), room_table(ranker.lucid.levels)
+    for i in range(300):
+        event = EventMessage(event_id=f"t{i}", ts=float(i), user_id="u", room_id=f"r{i % 5}")
+        shared.record([event], table)
+    assert 100 <= client.xlen(engagement_stream.STREAM) < 300  # whole nodes go: about 100
+    assert shared.counts(id_keys(["r0"]), 300.0)[1][0] > 0  # each post read back first
 
 
 def test_replays_expire_and_an_unreachable_store_is_a_shared_state_error(
@@ -107,3 +128,5 @@ def test_replays_expire_and_an_unreachable_store_is_a_shared_state_error(
     down = RedisSessionState(connect("redis://127.0.0.1:1/0"), load_settings("test").ranker, 1.0)
     with pytest.raises(SharedStateError, match=r"api\.shared_state_url"):
         down.history_of("u0")
+    with pytest.raises(SharedStateError, match=r"api\.shared_state_url"):
+        down.stats(id_keys(["r0"]), np.zeros((1, 3), dtype=np.int64), 0.0)

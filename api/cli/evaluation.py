@@ -33,11 +33,17 @@ def evaluation() -> None:
 )
 @click.option(
     "--variants",
-    default="id_only,lucid_only,lucid_unigram,hybrid,staged,random_codes,multimodal,lucid_q2i",
+    default="id_only,lucid_only,hybrid,staged,random_codes,stats_only,dense_content,popularity",
     show_default=True,
-    help="Comma-separated variants to replay, in this order.",
+    help="Comma-separated variants to replay, in this order; lucid_unigram, multimodal and "
+    "lucid_q2i are available on request. Each variant is compared with id_only when both run.",
 )
-@click.option("--seed", default=0, show_default=True, help="Seed of codes, probes and models.")
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    help="Seed of codes, sampled impressions, probes, models and bootstrap.",
+)
 @click.option(
     "--label-threshold",
     default=4.0,
@@ -50,6 +56,21 @@ def evaluation() -> None:
     default=16,
     show_default=True,
     help="Codes per level N (a few per hundred items; the fit needs at least N items).",
+)
+@click.option(
+    "--negatives",
+    default=4,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Sampled impressions (label 0) per logged event: rooms available then whose item the "
+    "user never touched. Models learn from them; event metrics stay over logged events.",
+)
+@click.option(
+    "--room-window",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Live regime: cut time into slots of this many seconds (from the Unix epoch); an "
+    "item's events in one slot form a room, live for the whole slot. Default: one room per "
+    "item.",
 )
 @click.option("--max-events", type=int, help="Replay only the first N events (a quick run).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
@@ -64,10 +85,14 @@ def replay(
     label_threshold: float,
     levels: int,
     codes: int,
+    negatives: int,
+    room_window: float | None,
     max_events: int | None,
     quiet: bool,
 ) -> None:
-    """Replay a log in time order for each variant (predict, then train) and write a report."""
+    """Replay a log in time order for each variant (score each chunk, then learn from it)
+    and write a report: metrics with bootstrap intervals, and each variant's paired
+    difference from id_only."""
     # imported here: torch and matplotlib would slow every other command's start
     from api.evaluation import ADAPTERS, EvaluationError, ReplayConfig, run_protocol, write_report
 
@@ -77,6 +102,8 @@ def replay(
             seed=seed,
             levels=levels,
             codes=codes,
+            negatives_per_event=negatives,
+            room_window_s=room_window,
         )
         data = ADAPTERS[kind](label_threshold).load(data_dir)
         if max_events is not None:

@@ -1,9 +1,10 @@
 """Offline replay evaluation: ID-free (LUCID) against ID-based ranking on real logs.
 
 Composes the encoder, the quantizer and the ranker's online trainer: adapters
-read a dataset, :func:`run_protocol` replays it in time order for every variant
-(predict, then train), and :func:`write_report` writes report.json, report.md and
-the plots. ``lucidrec eval replay`` is the command line to it.
+read a dataset, :func:`run_protocol` cuts it into rooms, adds sampled impressions
+and replays it in time order for every variant (score, then learn), and
+:func:`write_report` writes report.json, report.md and the plots. ``lucidrec eval
+replay`` is the command line to it.
 """
 
 from api.evaluation.adapters import (
@@ -13,11 +14,13 @@ from api.evaluation.adapters import (
     DatasetError,
     EvaluationError,
 )
-from api.evaluation.protocol import VARIANTS, ReplayConfig, run_protocol
+from api.evaluation.protocol import ReplayConfig, run_protocol
 from api.evaluation.report import write_report
+from api.evaluation.variants import DEFAULT_VARIANTS, VARIANTS
 
 __all__ = [
     "ADAPTERS",
+    "DEFAULT_VARIANTS",
     "VARIANTS",
     "Dataset",
     "DatasetAdapter",

@@ -6,6 +6,11 @@ drawn): scores are sorted once per metric, not once per resample. AUC counts tie
 as half; GAUC is the per-user AUC averaged with the user's event count as weight,
 over users who have both classes; ranking metrics score one positive against its
 sampled negatives (ties count half a rank).
+
+The same weight matrix serves every metric, subset and variant of a run: each
+statistic is evaluated once per resample (:func:`resample`), and both a variant's
+interval and its paired difference from another variant (the difference of the
+two draws, resample by resample) come from those same draws.
 """
 
 from __future__ import annotations
@@ -86,77 +91,100 @@ def ndcg_at(rank: np.ndarray, k: int = 10) -> np.ndarray:
     return np.where(rank <= k, 1.0 / np.log2(rank + 1.0), 0.0)
 
 
-def bootstrap(
-    statistic: Callable[[np.ndarray], float],
+Statistic = Callable[[np.ndarray], float]  # a metric as a function of user weights
+
+
+def user_weights(n_users: int, resamples: int, seed: int) -> np.ndarray:
+    """(resamples, n_users): how often each user is drawn in each bootstrap resample.
+
+    One matrix per run: every metric, subset and variant is resampled with the
+    same draws, which is what makes a difference between two variants paired.
+    """
+    draws = np.random.default_rng(seed).integers(0, n_users, (resamples, n_users))
+    draws += np.arange(resamples)[:, None] * n_users  # resample r counts in row r
+    counts = np.bincount(draws.reshape(-1), minlength=resamples * n_users)
+    return counts.reshape(resamples, n_users).astype(np.float64)
+
+
+@dataclass(frozen=True)
+class Resampled:
+    """A statistic's value at all-ones user weights and on every bootstrap resample.
+
+    Two statistics resampled on the same weights are paired: their difference is
+    the difference of their draws, resample by resample.
+    """
+
+    value: float
+    draws: np.ndarray  # (resamples,)
+
+    def __sub__(self, other: Resampled) -> Resampled:
+        return Resampled(self.value - other.value, self.draws - other.draws)
+
+    def interval(self, level: float = 0.95) -> Interval:
+        """The value and the percentile interval of the finite draws."""
+        draws = self.draws[np.isfinite(self.draws)]
+        if not np.isfinite(self.value) or not draws.size:
+            return Interval(self.value, float("nan"), float("nan"))
+        tail = (1 - level) / 2 * 100
+        low, high = np.percentile(draws, [tail, 100 - tail])
+        return Interval(self.value, float(low), float(high))
+
+
+def resample(statistic: Statistic, weights: np.ndarray) -> Resampled:
+    """``statistic`` at all-ones and at each row of ``weights`` (:func:`user_weights`)."""
+    value = statistic(np.ones(weights.shape[1]))
+    return Resampled(value, np.array([statistic(w) for w in weights], dtype=np.float64))
+
+
+def _weighted_mean(total: np.ndarray, count: np.ndarray) -> Statistic:
+    """The mean of per-user ``total`` over per-user ``count`` under user weights."""
+
+    def mean(w: np.ndarray) -> float:
+        denominator = (w * count).sum()
+        return float((w * total).sum() / denominator) if denominator else float("nan")
+
+    return mean
+
+
+def _undefined(_: np.ndarray) -> float:
+    return float("nan")
+
+
+def event_statistics(
+    users: np.ndarray,
+    labels: np.ndarray,
+    scores: np.ndarray,
     n_users: int,
     *,
-    resamples: int,
-    seed: int,
-    level: float = 0.95,
-) -> Interval:
-    """``statistic(user_weights)`` at all-ones and its percentile interval over user resamples."""
-    value = statistic(np.ones(n_users))
-    rng = np.random.default_rng(seed)
-    draws = np.array(
-        [
-            statistic(np.bincount(rng.integers(0, n_users, n_users), minlength=n_users))
-            for _ in range(resamples)
-        ],
-        dtype=np.float64,
-    )
-    draws = draws[np.isfinite(draws)]
-    if not draws.size:
-        return Interval(value, float("nan"), float("nan"))
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(draws, [tail, 100 - tail])
-    return Interval(value, float(low), float(high))
-
-
-def event_metrics(
-    users: np.ndarray, labels: np.ndarray, probs: np.ndarray, *, resamples: int, seed: int
-) -> dict[str, Interval]:
-    """AUC, GAUC and logloss of events (``users`` are indices 0..U-1), with intervals."""
-    n_users = int(users.max()) + 1 if users.size else 0
+    probabilities: bool = True,
+) -> dict[str, Statistic]:
+    """AUC, GAUC and logloss of events (``users`` are indices below ``n_users``) as
+    functions of user weights; logloss is undefined (NaN) unless the scores are
+    ``probabilities``."""
     count = np.bincount(users, minlength=n_users).astype(np.float64)
-    losses = np.bincount(users, logloss(labels, probs), minlength=n_users)
-    user_auc = per_user_auc(users, labels, probs)
+    user_auc = per_user_auc(users, labels, scores)
+    user_auc = np.concatenate([user_auc, np.full(n_users - len(user_auc), np.nan)])
     valid = np.isfinite(user_auc)
-    weighted_auc = WeightedAuc(labels, probs)
-
-    def gauc(w: np.ndarray) -> float:
-        weight = (w * count)[valid]
-        return float((weight * user_auc[valid]).sum() / weight.sum()) if weight.sum() else np.nan
-
+    weighted_auc = WeightedAuc(labels, scores)
+    losses = (
+        np.bincount(users, logloss(labels, scores), minlength=n_users) if probabilities else None
+    )
     return {
-        "auc": bootstrap(lambda w: weighted_auc(w[users]), n_users, resamples=resamples, seed=seed),
-        "gauc": bootstrap(gauc, n_users, resamples=resamples, seed=seed),
-        "logloss": bootstrap(
-            lambda w: (
-                float((w * losses).sum() / (w * count).sum()) if (w * count).sum() else np.nan
-            ),
-            n_users,
-            resamples=resamples,
-            seed=seed,
-        ),
+        "auc": lambda w: weighted_auc(w[users]),
+        "gauc": _weighted_mean(np.where(valid, count * user_auc, 0.0), np.where(valid, count, 0.0)),
+        "logloss": _undefined if losses is None else _weighted_mean(losses, count),
     }
 
 
-def ranking_metrics(
-    users: np.ndarray, rank: np.ndarray, *, n_users: int, resamples: int, seed: int, k: int = 10
-) -> dict[str, Interval]:
-    """NDCG@k and Recall@k of probes (one positive each) averaged over probes, with intervals."""
+def ranking_statistics(
+    users: np.ndarray, rank: np.ndarray, n_users: int, k: int = 10
+) -> dict[str, Statistic]:
+    """NDCG@k and Recall@k of probes (one positive each), averaged over probes, as
+    functions of user weights."""
     count = np.bincount(users, minlength=n_users).astype(np.float64)
-    sums = {
-        f"ndcg@{k}": np.bincount(users, ndcg_at(rank, k), minlength=n_users),
-        f"recall@{k}": np.bincount(users, (rank <= k).astype(np.float64), minlength=n_users),
-    }
-
-    def mean_of(total: np.ndarray) -> Callable[[np.ndarray], float]:
-        return lambda w: (
-            float((w * total).sum() / (w * count).sum()) if (w * count).sum() else np.nan
-        )
-
     return {
-        name: bootstrap(mean_of(total), n_users, resamples=resamples, seed=seed)
-        for name, total in sums.items()
+        f"ndcg@{k}": _weighted_mean(np.bincount(users, ndcg_at(rank, k), minlength=n_users), count),
+        f"recall@{k}": _weighted_mean(
+            np.bincount(users, (rank <= k).astype(np.float64), minlength=n_users), count
+        ),
     }

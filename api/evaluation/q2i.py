@@ -55,6 +55,19 @@ def co_like_pairs(data: Dataset, cutoff: float, per_user: int, seed: int) -> lis
     return pairs
 
 
+def check_pairs(pairs: list[PairLine], settings: EncoderSettings, needed_by: str) -> None:
+    """Q2I training makes batches of ``train.batch_size`` pairs and holds some out: fewer than
+    two batches' worth cannot train it. ``needed_by`` names the variant, for the message."""
+    needed = 2 * settings.train.batch_size
+    if len(pairs) < needed:
+        raise EvaluationError(
+            f"variant {needed_by}: only {len(pairs)} Q2I pairs (a user's liked item -> next "
+            f"liked item) before the cutoff, the middle of the time range; it needs at least "
+            f"{needed} (2 x encoder.train.batch_size): replay more events (a larger "
+            f"--max-events), lower encoder.train.batch_size or drop {needed_by} from --variants"
+        )
+
+
 def train_on_first_half(
     data: Dataset,
     cutoff: float,
@@ -67,11 +80,7 @@ def train_on_first_half(
 ) -> tuple[Path, dict[str, Any]]:
     """Train a text-only encoder on the first half's pairs; its folder and recall report."""
     pairs = co_like_pairs(data, cutoff, per_user, seed)
-    if len(pairs) < 2 * settings.train.batch_size:
-        raise EvaluationError(
-            f"only {len(pairs)} Q2I pairs before the cutoff; the text_q2i variant needs at "
-            f"least {2 * settings.train.batch_size} (more liked events in the first half)"
-        )
+    check_pairs(pairs, settings, "lucid_q2i")
     work_dir.mkdir(parents=True, exist_ok=True)
     write_pairs(pairs, work_dir / "q2i-pairs.jsonl")
     out = work_dir / "encoder-q2i"

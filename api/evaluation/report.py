@@ -1,7 +1,9 @@
-"""Writes a replay's results: report.json (everything), report.md (the table and settings), PNGs.
+"""Writes a replay's results: report.json (everything), report.md (the tables and settings), PNGs.
 
-The markdown table is the one to paste into an issue: variants x metrics with
-95% bootstrap intervals over users, followed by the settings that produced it.
+The markdown tables are the ones to paste into an issue: variants x metrics with
+95% bootstrap intervals over users, then each variant's paired difference from
+id_only (bold where the interval excludes 0), followed by the settings that
+produced them.
 """
 
 from __future__ import annotations
@@ -28,33 +30,92 @@ COLUMNS = [
     ("first", "logloss"),
     ("ranking", "ndcg@10"),
     ("ranking", "recall@10"),
+    ("ranking_cold", "ndcg@10"),
+    ("ranking_cold", "recall@10"),
 ]
 
 
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
 def _cell(interval: dict[str, float]) -> str:
-    if not math.isfinite(interval["value"]):
+    if not _finite(interval["value"]):
         return "n/a"
     return f"{interval['value']:.4f} [{interval['low']:.4f}, {interval['high']:.4f}]"
 
 
-def markdown(report: dict[str, Any]) -> str:
-    """The variants x metrics table with intervals, then counts, notes and settings."""
+def _difference(interval: dict[str, float]) -> str:
+    """A paired difference; bold where its interval excludes 0."""
+    if not _finite(interval["diff"]) or not _finite(interval["low"]):
+        return "n/a"
+    text = f"{interval['diff']:+.4f} [{interval['low']:+.4f}, {interval['high']:+.4f}]"
+    return f"**{text}**" if interval["low"] > 0 or interval["high"] < 0 else text
+
+
+def _table(rows: dict[str, list[str]], last: str | None = None) -> list[str]:
     header = " | ".join(f"{subset} {metric}" for subset, metric in COLUMNS)
+    width = len(COLUMNS) + 1 + (last is not None)
+    lines = [f"| variant | {header} |" + (f" {last} |" if last else ""), "|---" * width + "|"]
+    return lines + [f"| {name} | {' | '.join(cells)} |" for name, cells in rows.items()]
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The variants x metrics table with intervals, the paired comparisons, then counts,
+    notes and settings."""
+    config, counts = report["config"], report["counts"]
+    window = config["room_window_s"]
+    regime = "rooms of items" if window is None else f"rooms of at most {window:g} s"
     lines = [
         f"# Replay evaluation: {report['dataset']}",
         "",
-        "95% bootstrap intervals over users in brackets. `all`: every event; `cold`: the",
-        "item had fewer than 5 earlier events; `first`: the item's first event; `ranking`:",
-        "last-period positives against 100 sampled negatives.",
-        "",
-        f"| variant | {header} | seconds |",
-        "|---" * (len(COLUMNS) + 2) + "|",
+        f"Regime: {regime} ({counts['rooms']} rooms). Sampled impressions: "
+        f"K = {counts['negatives_per_event']} per logged event, "
+        f"{counts['sampled_impressions']} in all.",
     ]
-    for name, result in report["variants"].items():
-        cells = [_cell(result["metrics"][subset][metric]) for subset, metric in COLUMNS]
-        lines.append(f"| {name} | {' | '.join(cells)} | {result['seconds']:.0f} |")
+    if report["popularity_half_life_s"] is not None:
+        lines.append(
+            f"Popularity: decayed engagements at a half-life of "
+            f"{report['popularity_half_life_s']:g} s."
+        )
+    lines += [
+        "",
+        "95% bootstrap intervals over users in brackets. Event metrics are over the logged",
+        f"events only. `all`: every event; `cold`: the room had fewer than "
+        f"{config['cold_threshold']} earlier",
+        "events; `first`: the room's first event; `ranking`: last-period positives against",
+        f"{config['probe_negatives']} sampled rooms; `ranking_cold`: those whose room had "
+        f"fewer than {config['cold_threshold']}",
+        "earlier events.",
+        "",
+    ]
+    lines += _table(
+        {
+            name: [
+                *(_cell(result["metrics"][subset][metric]) for subset, metric in COLUMNS),
+                f"{result['seconds']:.0f}",
+            ]
+            for name, result in report["variants"].items()
+        },
+        last="seconds",
+    )
+    if report["comparisons"]:
+        lines += [
+            "",
+            "## Paired comparisons against id_only",
+            "",
+            "Variant minus id_only, with a 95% paired bootstrap interval (the same resampled",
+            "users on both sides); **bold**: the interval excludes 0.",
+            "",
+        ]
+        lines += _table(
+            {
+                name: [_difference(diff[subset][metric]) for subset, metric in COLUMNS]
+                for name, diff in report["comparisons"].items()
+            }
+        )
     lines += ["", "## Counts", ""]
-    lines += [f"- {key}: {value}" for key, value in report["counts"].items()]
+    lines += [f"- {key}: {value}" for key, value in counts.items()]
     lines += ["", "## Code usage per level (share of codes in use; perplexity / N)", ""]
     lines += [
         f"- {source}: {', '.join(f'{u:.2f}' for u in usage['utilisation'])}; "

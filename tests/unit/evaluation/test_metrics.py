@@ -1,4 +1,5 @@
-"""Metrics against hand-computed values, and the bootstrap's weights-as-resamples trick."""
+"""Metrics against hand-computed values, the bootstrap's weights-as-resamples trick, and
+the paired differences that reuse the same draws."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ import pytest
 from api.evaluation.metrics import (
     WeightedAuc,
     auc,
-    bootstrap,
-    event_metrics,
+    event_statistics,
     logloss,
     ndcg_at,
     per_user_auc,
     rank_of_positive,
-    ranking_metrics,
+    ranking_statistics,
+    resample,
+    user_weights,
 )
 from ranker import auc as ranker_auc
 
@@ -51,15 +53,25 @@ def test_logloss_gauc_and_ranking_values() -> None:
     scores = np.array([0.9, 0.1, 0.95, 0.2, 0.3, 0.5])
     user_auc = per_user_auc(users, labels, scores)
     assert user_auc[0] == 0.5 and user_auc[1] == 0.0 and math.isnan(user_auc[2])
-    metrics = event_metrics(users, labels, scores, resamples=0, seed=0)
-    assert metrics["gauc"].value == pytest.approx((3 * 0.5 + 2 * 0.0) / 5)
+    metrics = event_statistics(users, labels, scores, n_users=4)  # user 3 has no events
+    ones = np.ones(4)
+    assert metrics["gauc"](ones) == pytest.approx((3 * 0.5 + 2 * 0.0) / 5)
+    assert metrics["logloss"](ones) == pytest.approx(logloss(labels, scores).mean())
+    counts = event_statistics(users, labels, scores * 10, n_users=4, probabilities=False)
+    assert math.isnan(counts["logloss"](ones)) and counts["auc"](ones) == auc(labels, scores)
     rank = rank_of_positive(np.array([0.9, 0.5, 0.1]), np.array([[0.1, 0.2], [0.5, 0.9], [1, 1]]))
     assert rank.tolist() == [1.0, 2.5, 3.0]
     assert ndcg_at(np.array([1.0, 3.0, 11.0])) == pytest.approx([1.0, 0.5, 0.0])
-    ranking = ranking_metrics(
-        np.array([0, 1]), np.array([1.0, 11.0]), n_users=2, resamples=0, seed=0
-    )
-    assert ranking["recall@10"].value == 0.5 and ranking["ndcg@10"].value == 0.5
+    ranking = ranking_statistics(np.array([0, 1]), np.array([1.0, 11.0]), n_users=2)
+    assert ranking["recall@10"](np.ones(2)) == 0.5 and ranking["ndcg@10"](np.ones(2)) == 0.5
+
+
+def test_user_weights_are_seeded_resamples_of_all_users() -> None:
+    weights = user_weights(50, 20, seed=1)
+    assert weights.shape == (20, 50) and (weights.sum(axis=1) == 50).all()
+    assert np.array_equal(weights, user_weights(50, 20, seed=1))
+    assert not np.array_equal(weights, user_weights(50, 20, seed=2))
+    assert user_weights(50, 0, seed=1).shape == (0, 50)
 
 
 def test_bootstrap_interval_brackets_the_value_and_is_seeded() -> None:
@@ -68,7 +80,37 @@ def test_bootstrap_interval_brackets_the_value_and_is_seeded() -> None:
     def mean(w: np.ndarray) -> float:
         return float((w * values).sum() / w.sum())
 
-    first = bootstrap(mean, 300, resamples=200, seed=5)
+    first = resample(mean, user_weights(300, 200, seed=5)).interval()
     assert first.low < first.value < first.high
     assert first.high - first.low < 0.15
-    assert bootstrap(mean, 300, resamples=200, seed=5) == first
+    assert resample(mean, user_weights(300, 200, seed=5)).interval() == first
+
+
+def _scores(seed: int, shift: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    users = rng.integers(0, 100, 3000)
+    labels = (rng.random(3000) < 0.5).astype(float)
+    return users, labels, np.clip(rng.random(3000) * 0.8 + shift * labels, 0.01, 0.99)
+
+
+def test_paired_difference_of_identical_scores_is_exactly_zero() -> None:
+    users, labels, scores = _scores(0)
+    weights = user_weights(100, 200, seed=0)
+    a = event_statistics(users, labels, scores, n_users=100)
+    b = event_statistics(users, labels, scores.copy(), n_users=100)
+    for metric in a:
+        diff = (resample(a[metric], weights) - resample(b[metric], weights)).interval()
+        assert (diff.value, diff.low, diff.high) == (0.0, 0.0, 0.0)
+
+
+def test_paired_difference_detects_a_small_consistent_gain() -> None:
+    users, labels, base = _scores(1)
+    better = np.clip(base + 0.03 * labels, 0.01, 0.99)  # every positive a little higher
+    weights = user_weights(100, 500, seed=0)
+    a = resample(event_statistics(users, labels, better, 100)["auc"], weights)
+    b = resample(event_statistics(users, labels, base, 100)["auc"], weights)
+    diff = (a - b).interval()
+    assert diff.value > 0 and diff.low > 0  # the paired interval excludes 0 ...
+    assert a.interval().low < b.interval().high  # ... while the two own intervals overlap
+    # the same draws serve both: the difference's draws are the draws' differences
+    assert np.array_equal((a - b).draws, a.draws - b.draws)

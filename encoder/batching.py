@@ -74,7 +74,10 @@ class Collator:
         return Prepared(batch, outcomes, rows)
 
     def _frames(self, item: SliceInput, outcome: EncodedSlice) -> list:
-        if self.model.vision is None or not item.frames:
+        if not item.frames:
+            return []
+        if self.model.vision is None:  # a text-only encoder: counted, so callers can say so
+            self.stats.ignore(len(item.frames))
             return []
         chosen = sample_evenly(list(item.frames), self.model.max_frames)
         images, dropped = self.loader.open_all(chosen, item.slice_id)

@@ -44,10 +44,12 @@ class BadFrameError(Exception):
 
 @dataclass
 class FrameStats:
-    """Frames seen, used and dropped (by reason) since the encoder was built; thread-safe."""
+    """Frames seen, used and dropped (by reason) since the encoder was built, and those
+    ignored because the encoder has no vision tower (so callers can say so); thread-safe."""
 
     seen: int = 0
     used: int = 0
+    ignored: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -57,9 +59,18 @@ class FrameStats:
             self.used += used
             self.dropped.update(reason.split(":", 1)[0] for reason in dropped)
 
+    def ignore(self, frames: int) -> None:
+        with self._lock:
+            self.ignored += frames
+
     def as_dict(self) -> dict[str, object]:
         with self._lock:
-            return {"seen": self.seen, "used": self.used, "dropped": dict(self.dropped)}
+            return {
+                "seen": self.seen,
+                "used": self.used,
+                "dropped": dict(self.dropped),
+                "ignored": self.ignored,
+            }
 
 
 @dataclass(frozen=True)

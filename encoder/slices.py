@@ -106,9 +106,21 @@ def iter_jsonl(path: str | os.PathLike[str], line_type: type[T]) -> Iterator[T]:
 
 
 def read_slices(path: str | os.PathLike[str]) -> list[SliceInput]:
-    """All slices of a JSONL file, frame paths resolved against the file's folder."""
+    """All slices of a JSONL file, frame paths resolved against the file's folder.
+
+    Every frame path must name a file, whichever towers encode the slices: a typo in a
+    path is the file's fault, and a text-only encoder that never opens frames would
+    otherwise hide it until the file meets a multimodal one.
+    """
     base = Path(path).resolve().parent
     slices = [line.to_input(base) for line in iter_jsonl(path, SliceLine)]
+    for item in slices:
+        for frame in item.frames:
+            if not Path(frame).is_file():
+                raise EncoderError(
+                    f"{path}: slice {item.slice_id!r}: frame {str(frame)!r} is not a file; "
+                    "fix the path (a relative one is taken from the file's folder)"
+                )
     if not slices:
         raise EncoderError(f"{path}: holds no slices")
     return slices

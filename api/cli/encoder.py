@@ -69,8 +69,13 @@ def encode(
     enc = SliceEncoder.from_settings(settings)
     embeddings = enc.encode(slices, progress=not quiet)
     np.save(out, embeddings)
-    dropped = enc.frame_stats.as_dict()["dropped"]
-    note = f", dropped frames: {dropped}" if dropped else ""
+    stats = enc.frame_stats.as_dict()
+    note = f", dropped frames: {stats['dropped']}" if stats["dropped"] else ""
+    if stats["ignored"]:
+        note += (
+            f", {stats['ignored']} frames ignored: the encoder has no vision tower "
+            "(set encoder.vision.path to encode them)"
+        )
     click.echo(f"wrote {embeddings.shape[0]:,} x {embeddings.shape[1]} embeddings to {out}{note}")
 
 

@@ -74,13 +74,27 @@ def test_encode_writes_unit_vectors_in_file_order(workdir: Path) -> None:
     assert again.returncode == 1 and "z.npy already exists" in again.stderr
 
 
-def test_encode_names_the_slice_whose_frame_is_missing_and_writes_nothing(workdir: Path) -> None:
+def test_a_text_only_encode_says_how_many_frames_it_ignored(workdir: Path) -> None:
+    lines = (workdir / "slices.jsonl").read_text().splitlines()
+    frames = sum(len(json.loads(line).get("frames", [])) for line in lines)
+    result = run("encode", "--input", "slices.jsonl", "--out", "t.npy", "--quiet", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert f"{frames} frames ignored: the encoder has no vision tower" in result.stdout
+
+
+@pytest.mark.parametrize("towers", ["text and vision", "text only"])
+def test_encode_names_the_slice_whose_frame_is_missing_and_writes_nothing(
+    workdir: Path, towers: str
+) -> None:
     bad = workdir / "bad.jsonl"
     bad.write_text(json.dumps({"slice_id": "lost", "frames": ["missing/poster.jpg"]}) + "\n")
-    env = {"LUCIDREC_ENCODER__VISION__PATH": str(workdir / "siglip")}
+    # the text-only encoder never opens a frame: the file's bad path still stops it
+    env = (
+        {"LUCIDREC_ENCODER__VISION__PATH": str(workdir / "siglip")} if towers != "text only" else {}
+    )
     result = run("encode", "--input", "bad.jsonl", "--out", "bad.npy", cwd=workdir, env=env)
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "slice 0 ('lost'): frame" in result.stderr and "does not exist" in result.stderr
+    assert "slice 'lost': frame" in result.stderr and "poster.jpg' is not a file" in result.stderr
     assert not (workdir / "bad.npy").exists()
 
 

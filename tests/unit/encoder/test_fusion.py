@@ -106,7 +106,7 @@ def test_the_text_tower_pools_like_sentence_transformers(fused: SliceEncoder) ->
     assert text_only.encode(slices()).shape == (4, 128)
 
 
-def test_a_text_only_encoder_ignores_frames() -> None:
+def test_a_text_only_encoder_ignores_frames_and_counts_them() -> None:
     text_only = SliceEncoder.from_settings(EncoderSettings(device="cpu"))
     with_frames, without = (
         slices()[0],
@@ -114,7 +114,14 @@ def test_a_text_only_encoder_ignores_frames() -> None:
     )
     z = text_only.encode([with_frames, without])
     np.testing.assert_allclose(z[0], z[1], atol=1e-6)
-    assert text_only.frame_stats.as_dict() == {"seen": 0, "used": 0, "dropped": {}}
+    frames = len(with_frames.frames)
+    assert frames > 0
+    assert text_only.frame_stats.as_dict() == {
+        "seen": 0,
+        "used": 0,
+        "dropped": {},
+        "ignored": frames,
+    }
 
 
 def test_queries_encode_as_text_only_unit_vectors(fused: SliceEncoder) -> None:

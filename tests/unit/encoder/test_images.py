@@ -78,7 +78,8 @@ def test_open_all_drops_bad_frames_logs_them_and_keeps_the_rest(caplog) -> None:
     stats = FrameStats()
     stats.record(len(images), dropped)
     stats.record(2, [])
-    assert stats.as_dict() == {"seen": 4, "used": 3, "dropped": {"corrupt": 1}}
+    stats.ignore(2)
+    assert stats.as_dict() == {"seen": 4, "used": 3, "dropped": {"corrupt": 1}, "ignored": 2}
 
 
 def test_frames_are_sampled_evenly_keeping_first_and_last() -> None:

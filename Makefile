@@ -10,8 +10,9 @@ STAMP := $(VENV)/.installed
 .PHONY: install run test lint bench clean openclip-env
 
 $(STAMP): pyproject.toml constraints.txt
+	@echo "installing lucidrec and its dependencies into $(VENV) (about 3 minutes on a fresh machine)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -20,8 +21,9 @@ install: $(STAMP)
 # environment, and the open_clip backend test runs its code there.
 OPENCLIP_VENV := .venv-openclip
 $(OPENCLIP_VENV)/.installed: pyproject.toml constraints.txt
+	@echo "installing the open_clip test environment into $(OPENCLIP_VENV)"
 	test -x $(OPENCLIP_VENV)/bin/python || $(PYTHON) -m venv $(OPENCLIP_VENV)
-	$(OPENCLIP_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[open-clip]'
+	$(OPENCLIP_VENV)/bin/python -m pip install --disable-pip-version-check -c constraints.txt -e '.[open-clip]'
 	touch $@
 
 openclip-env: $(OPENCLIP_VENV)/.installed

@@ -207,6 +207,9 @@ class RankerSettings(Section):
     training: TrainingSettings = msgspec.field(default_factory=TrainingSettings)
     sync: SyncSettings = msgspec.field(default_factory=SyncSettings)
     snapshot: SnapshotSettings = msgspec.field(default_factory=SnapshotSettings)
+    # the trainer's event clock stops at wall time + this: an event stamped in the future
+    # (milliseconds for seconds, a bad device clock) must not make expiry evict every row
+    max_clock_skew_s: PositiveFloat = 300.0
 
     @property
     def lucid_width(self) -> int:

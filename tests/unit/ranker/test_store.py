@@ -67,3 +67,36 @@ def test_signature_changes_only_when_something_is_published(store: ModelStore) -
     assert store.signature() == empty
     store.write("deltas", 1, "00000001", tensors(), {})
     assert store.signature() != empty
+
+
+def test_intact_skips_damaged_files_and_names_them(
+    store: ModelStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    for version in (1, 2, 3):
+        store.write("deltas", version, "00000001", tensors(), {})
+    damaged = store.entries("deltas")[1].path
+    damaged.write_bytes(b"")
+    newest_first = list(reversed(store.entries("deltas")))
+    got = [entry.version for entry, _, _ in store.intact(newest_first, "deltas")]
+    assert got == [3, 1]
+    assert f"skipping {damaged}: damaged model store file" in caplog.text
+
+
+def test_the_live_run_is_the_marked_one_else_the_newest_snapshots(
+    store: ModelStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert store.live_run() is None
+    store.write("snapshots", 40, "0000dead", tensors(), {})
+    store.write("snapshots", 3, "00000f5e", tensors(), {})
+    assert store.live_run() == "0000dead"  # no marker: a store from before it existed
+    before = store.signature()
+    store.mark_live("00000f5e")
+    assert store.signature() != before  # servers notice the switch
+    assert store.live_run() == "00000f5e"
+    assert [e.version for e in store.recovery_points("00000f5e")] == [3, 40]
+    (store.path / "live").write_bytes(b"\xff\xfe garbage")
+    assert store.live_run() == "0000dead"
+    assert "live is unreadable" in caplog.text
+    (store.path / "live").write_text("not a run\n")
+    assert store.live_run() == "0000dead"
+    assert "names no run ('not a run')" in caplog.text

@@ -1,0 +1,1 @@
+"""Fault suite: hostile input, crashes and damaged files, with real processes and files."""

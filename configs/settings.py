@@ -90,6 +90,16 @@ class WorkerSettings(Section):
     recode_batch: PositiveInt = 5000
     # maintenance forgets idempotency ids (events, slices) older than this
     processed_retention_s: PositiveInt = 7 * 24 * 3600
+    # the trainer takes the event log this many events at a time (one catalog read, one
+    # train call per variant; a snapshot covers whole chunks)
+    train_chunk_events: PositiveInt = 2048
+    # events on rooms without codes wait (per ranker variant) for the codes, at most this
+    # many (the oldest beyond are dropped) and this long after they were accepted
+    parked_max_events: PositiveInt = 10_000
+    parked_max_age_s: PositiveInt = 3600
+    # the train worker serves its Prometheus metrics (parked and dropped events, dead
+    # letters, log lag) on this port; None: not served
+    metrics_port: Annotated[int, Meta(ge=1, le=65535)] | None = None
 
 
 class ApiSettings(Section):
@@ -102,6 +112,17 @@ class ApiSettings(Section):
     max_body_bytes: PositiveInt = 16 * 1024 * 1024
     # the same request_id returns the same list for this long
     replay_ttl_s: PositiveInt = 600
+    # kept responses take at most this many bytes (per process, or in the shared store for
+    # all replicas); the oldest go first. 64 MiB keeps ~14k default (k=20, ~4.8 KB)
+    # responses; a count alone let k=500 responses (~116 KB each) take gigabytes
+    replay_cache_bytes: PositiveInt = 64 * 1024 * 1024
+    # an event whose ts lies further from the API's clock is refused (400). The past
+    # window plus the future one must fit in workers.processed_retention_s: a retry of an
+    # event the idempotency ledger has forgotten would be trained twice. Past: 6 days, the
+    # most whole days inside the ledger's 7; future: 5 minutes of client clock skew, while
+    # a unit error (milliseconds) or a broken clock lands years away
+    event_ts_past_s: PositiveInt = 6 * 24 * 3600
+    event_ts_future_s: NonNegativeInt = 300
     # where in-session state (histories, interests, exploration counts, replays) lives:
     # None keeps it in this process (one API process); a redis:// URL shares it
     # between API replicas, so any replica sees a user's events and replays
@@ -138,6 +159,21 @@ class Settings(Section):
     api: ApiSettings = msgspec.field(default_factory=ApiSettings)
 
     def __post_init__(self) -> None:
+        window = self.api.event_ts_past_s + self.api.event_ts_future_s
+        if window > self.workers.processed_retention_s:
+            raise ValueError(
+                f"api.event_ts_past_s + api.event_ts_future_s ({window} s) must not exceed "
+                f"workers.processed_retention_s ({self.workers.processed_retention_s} s): an "
+                "event older than the idempotency ledger's memory could be a retry it has "
+                "forgotten, and would be trained twice; shorten the window or keep ids longer"
+            )
+        for key in ("levels", "codes"):
+            quantizer, ranker = getattr(self.quantizer, key), getattr(self.ranker.lucid, key)
+            if quantizer != ranker:
+                raise ValueError(
+                    f"quantizer.{key} ({quantizer}) must equal ranker.lucid.{key} ({ranker}): "
+                    "the ranker reads the codes the quantizer writes; set both to the same value"
+                )
         if self.ranker.content_dim != self.encoder.out_dim:
             raise ValueError(
                 f"ranker.content_dim ({self.ranker.content_dim}) must equal encoder.out_dim "

@@ -11,11 +11,12 @@ update) and then ``train(batch)``. A run is deterministic for a seed.
 
 Publishing to the model store (:mod:`ranker.publisher`) happens after each
 ``train`` call when due; :meth:`OnlineTrainer.resume` restarts from the newest
-snapshot exactly where it left off.
+intact snapshot exactly where it left off.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -45,6 +46,8 @@ from ranker.migration import migrate_prefix_rows
 from ranker.publisher import Publisher
 from ranker.store import ModelStore
 from ranker.types import EventBatch, History, RankRequest, Scores
+
+logger = logging.getLogger(__name__)
 
 
 def task_targets(batch: EventBatch, tasks: tuple[str, ...], quality_watch_s: float) -> np.ndarray:
@@ -79,6 +82,9 @@ class OnlineTrainer:
         self.event_time = -np.inf
         self._event_seen_at = clock()  # wall time when event_time last moved (or this start)
         self._last_expiry = -np.inf
+        # the event log position trained up to (workers.training): saved in each snapshot,
+        # so a trainer resumed from one replays the log from exactly there
+        self.log_position = 0
         if store is not None and not isinstance(store, ModelStore):
             store = ModelStore(store)
         self.publisher = Publisher(store, settings, clock) if store is not None else None
@@ -125,7 +131,7 @@ class OnlineTrainer:
     def _step(self, batch: EventBatch) -> float:
         batch = self.with_stats(batch)  # scored on the counts before this batch
         history = self.history_of(batch)
-        now = float(batch.ts.max())
+        now = self._clamped(float(batch.ts.max()), "event time")
         if now > self.event_time:
             self.event_time, self._event_seen_at = now, self.clock()
         warmup = self.core.warmup
@@ -165,6 +171,26 @@ class OnlineTrainer:
         """
         if np.isfinite(self.event_time):
             self._expire(self.event_time + max(0.0, self.clock() - self._event_seen_at))
+
+    def _clamped(self, event_time: float, what: str) -> float:
+        """``event_time``, or wall time + ``max_clock_skew_s`` if later (with a warning).
+
+        The event clock decides expiry: one event stamped in milliseconds would move it
+        57,000 years ahead and the next expiry would evict every row and history.
+        """
+        wall = self.clock()
+        ceiling = wall + self.settings.max_clock_skew_s
+        if event_time <= ceiling:
+            return event_time
+        logger.warning(
+            "%s %.0f is %.0f s past the wall clock; the event clock stops at %.0f "
+            "(ranker.max_clock_skew_s)",
+            what,
+            event_time,
+            event_time - wall,
+            ceiling,
+        )
+        return ceiling
 
     def _expire(self, now: float) -> None:
         """Evict expired rows and histories, every ``expire_every_s`` of event time."""
@@ -251,6 +277,7 @@ class OnlineTrainer:
             "version": self.core.version,
             "event_time": self.event_time,
             "last_expiry": self._last_expiry,
+            "log_position": self.log_position,
             "adam": param_groups,
         }
         return tensors, meta
@@ -276,6 +303,7 @@ class OnlineTrainer:
         trainer.generator.set_state(tensors["rng"])
         trainer.event_time = float(meta["event_time"])
         trainer._last_expiry = float(meta["last_expiry"])
+        trainer.log_position = int(meta.get("log_position", 0))  # 0: a snapshot from before
         return trainer
 
     @classmethod
@@ -285,17 +313,25 @@ class OnlineTrainer:
         *,
         clock: Callable[[], float] = time.time,
     ) -> OnlineTrainer:
-        """A trainer that goes on from the newest snapshot in ``store`` (a variant's folder).
+        """A trainer that goes on from the newest intact snapshot in ``store`` (a variant's
+        folder): the live run's newest, else an older one (each damaged one is logged by
+        name and skipped), else another run's (see :meth:`ModelStore.recovery_points`).
 
         The files the previous run wrote after that snapshot are removed, and the
         snapshot is republished under this run's id, so servers follow the new run.
+        An event clock saved past wall time + ``max_clock_skew_s`` is set back to it.
         """
         store = store if isinstance(store, ModelStore) else ModelStore(Path(store))
-        snapshots = store.entries("snapshots")
-        if not snapshots:
-            raise StoreError(f"{store.path}: no snapshot to resume from; start a new trainer")
-        tensors, meta = store.read(snapshots[-1], "snapshots")
+        found = next(store.intact(store.recovery_points(store.live_run()), "snapshots"), None)
+        if found is None:
+            raise StoreError(
+                f"{store.path}: no snapshot to resume from (none, or every one is damaged); "
+                "start a new trainer"
+            )
+        entry, tensors, meta = found
         trainer = cls.from_state(tensors, meta, store, clock=clock)
+        trainer.event_time = trainer._clamped(trainer.event_time, "the snapshot's event time")
+        trainer._last_expiry = min(trainer._last_expiry, trainer.event_time)
         assert trainer.publisher is not None
-        trainer.publisher.restart(trainer, snapshots[-1])
+        trainer.publisher.restart(trainer, entry)
         return trainer

@@ -11,12 +11,21 @@ from __future__ import annotations
 import base64
 import binascii
 from pathlib import Path
+from typing import Annotated
 
 import msgspec
+from msgspec import Meta
 
 from configs import WorkerSettings
 from encoder import SliceInput, SliceInputError
 from encoder.images import BadFrameError, FrameLoader
+from workers.catalog.schema import ID_LENGTH
+
+# An id the catalog can store on every backend (:func:`workers.catalog.schema.storable_id`):
+# a longer one, or one with a NUL, is a DataError on PostgreSQL that no retry mends. The
+# API holds ids to stricter rules (:mod:`api.schemas`); these are the workers' own floor,
+# for whatever sends tasks directly.
+CatalogId = Annotated[str, Meta(min_length=1, max_length=ID_LENGTH, pattern=r"^[^\x00]*$")]
 
 
 class Frame(msgspec.Struct, forbid_unknown_fields=True):
@@ -25,7 +34,7 @@ class Frame(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class SliceMessage(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    slice_id: str
+    slice_id: CatalogId
     ts: float
     title: str = ""
     ocr: str = ""
@@ -107,10 +116,10 @@ EVENT_LABELS = ("click", "watch_s", "like", "follow", "comment", "gift")
 class EventMessage(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """One impression or feedback event; an impression without labels is a negative."""
 
-    event_id: str
+    event_id: CatalogId
     ts: float
     user_id: str
-    room_id: str
+    room_id: CatalogId
     slice_id: str | None = None
     request_id: str | None = None
     variant: str | None = None

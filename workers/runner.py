@@ -6,7 +6,10 @@ process, concurrency 1) and holds the ``trainer`` lease in the catalog for as
 long as it lives, renewing it from a background thread. A second train worker
 waits as a standby, consuming nothing, until the lease is free; a holder that
 dies (even by SIGKILL) lets its lease lapse after ``workers.trainer_lease_s``,
-and the standby takes over, resuming from the newest snapshot.
+and the standby takes over, resuming from the newest snapshot. A holder that
+stops cleanly gives the lease up once its worker has shut down (after the
+shutdown snapshot), so a standby or the next trainer starts at once. A trainer
+that has the lease first wakes itself up: it trains what the log holds.
 """
 
 from __future__ import annotations
@@ -37,26 +40,37 @@ def parse_queues(text: str) -> list[str]:
     return queues
 
 
-def hold_trainer_lease(catalog: Catalog, owner: str, ttl_s: float) -> threading.Event:
-    """Wait for the trainer lease, then keep renewing it; set the returned event to stop."""
-    while True:
-        acquired, holder = catalog.acquire_lease("trainer", owner, ttl_s)
-        if acquired:
-            break
-        logger.warning(
-            "standing by: %s holds the trainer lease; the train queue has exactly one consumer",
-            holder,
-        )
-        time.sleep(max(ttl_s / 3, 0.2))
-    stop = threading.Event()
+class TrainerLease:
+    """The trainer lease, held and renewed from a background thread until released."""
 
-    def renew() -> None:
-        while not stop.wait(ttl_s / 3):
-            catalog.acquire_lease("trainer", owner, ttl_s)
-        catalog.release_lease("trainer", owner)
+    def __init__(self, catalog: Catalog, owner: str, ttl_s: float) -> None:
+        self.catalog, self.owner, self.ttl_s = catalog, owner, ttl_s
+        self._stop = threading.Event()
+        self._renewer = threading.Thread(target=self._renew, name="trainer-lease", daemon=True)
 
-    threading.Thread(target=renew, name="trainer-lease", daemon=True).start()
-    return stop
+    def hold(self) -> TrainerLease:
+        """Wait for the lease, then keep renewing it."""
+        while True:
+            acquired, holder = self.catalog.acquire_lease("trainer", self.owner, self.ttl_s)
+            if acquired:
+                break
+            logger.warning(
+                "standing by: %s holds the trainer lease; the train queue has exactly one consumer",
+                holder,
+            )
+            time.sleep(max(self.ttl_s / 3, 0.2))
+        self._renewer.start()
+        return self
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.ttl_s / 3):
+            self.catalog.acquire_lease("trainer", self.owner, self.ttl_s)
+
+    def release(self) -> None:
+        """Stop renewing and give the lease up, before this process exits."""
+        self._stop.set()
+        self._renewer.join()
+        self.catalog.release_lease("trainer", self.owner)
 
 
 def run_worker(
@@ -76,11 +90,11 @@ def run_worker(
         )
     app = create_celery(settings)
     owner = f"{socket.gethostname()}:{os.getpid()}"
-    stop = (
-        hold_trainer_lease(Catalog(settings.catalog.url), owner, settings.workers.trainer_lease_s)
-        if trains
-        else None
-    )
+    lease = None
+    if trains:
+        ttl_s = settings.workers.trainer_lease_s
+        lease = TrainerLease(Catalog(settings.catalog.url), owner, ttl_s).hold()
+        app.send_task("lucidrec.train.events", queue="train")  # train what the log holds
     argv = [
         "worker",
         f"--queues={','.join(queues)}",
@@ -101,5 +115,5 @@ def run_worker(
     try:
         app.worker_main(argv=argv)
     finally:
-        if stop is not None:
-            stop.set()
+        if lease is not None:
+            lease.release()

@@ -1,8 +1,11 @@
-"""The catalog service: rooms, slices, codes, codebooks and the idempotency ledger.
+"""The catalog service: rooms, slices, codes, codebooks, the idempotency ledger, the event log.
 
 One class that tasks, the command line and the API share. Every write is one
 transaction; every read of codes joins on the active codebook version inside
-one transaction, so callers see one version's codes at a time.
+one transaction, so callers see one version's codes at a time. A transient
+database error leaves every method as :class:`CatalogUnavailableError`, any other as
+itself (:mod:`workers.catalog.errors`). The event log's methods live in
+:mod:`workers.catalog.eventlog`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from sqlalchemy.orm import Session
 from quantizer import format_lucid, parse_lucid, room_lucid
 from workers.catalog import schema as t
 from workers.catalog.engine import make_engines
+from workers.catalog.errors import classified
+from workers.catalog.eventlog import EventLog
 from workers.catalog.views import CodebookRecord, RoomView, SliceRecord, SliceView
 
 ACTIVE_KEY = "active_codebook"
@@ -31,13 +36,13 @@ def _lucid(text: str | None) -> tuple[int, ...] | None:
     return None if text is None else parse_lucid(text)
 
 
-class Catalog:
+class Catalog(EventLog):
     """SQLAlchemy-backed catalog; ``url`` is any SQLAlchemy URL (sqlite:///..., postgresql+psycopg://...)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self._writer, self._reader = make_engines(url)
-        with self._writer.begin() as conn:
+        with classified(), self._writer.begin() as conn:
             t.upgrade(conn)
 
     def close(self) -> None:
@@ -46,12 +51,16 @@ class Catalog:
 
     @contextmanager
     def _write(self) -> Iterator[Session]:
-        with Session(self._writer, expire_on_commit=False) as session, session.begin():
+        with (
+            classified(),
+            Session(self._writer, expire_on_commit=False) as session,
+            session.begin(),
+        ):
             yield session
 
     @contextmanager
     def _read(self) -> Iterator[Session]:
-        with Session(self._reader) as session, session.begin():
+        with classified(), Session(self._reader) as session, session.begin():
             yield session
 
     # --- idempotency ------------------------------------------------------------------
@@ -290,7 +299,10 @@ class Catalog:
             )
 
     def store_failed(self, slice_id: str, room_id: str, ts: float, reason: str) -> bool:
-        """Record a slice that cannot be encoded, with its reason; False if the id is known."""
+        """Record a slice that cannot be encoded, with its reason; False if the id is known,
+        or if either id is none the catalog can store (the task's result holds the reason)."""
+        if not (t.storable_id(slice_id) and t.storable_id(room_id)):
+            return False
         with self._write() as s:
             if s.get(t.Slice, slice_id) is not None:
                 return False
@@ -324,6 +336,20 @@ class Catalog:
                 _lucid(code.lucid) if code else None,
                 active.version if code and active else None,
             )
+
+    def slice_codes(self, slice_ids: Iterable[str]) -> dict[str, tuple[int, ...]]:
+        """The codes of the given slices under the active codebook (slices without one left out)."""
+        with self._read() as s:
+            active = self._active(s)
+            if active is None:
+                return {}
+            rows = s.execute(
+                select(t.SliceCode.slice_id, t.SliceCode.lucid).where(
+                    t.SliceCode.codebook_version == active.version,
+                    t.SliceCode.slice_id.in_(set(slice_ids)),
+                )
+            )
+            return {slice_id: parse_lucid(lucid) for slice_id, lucid in rows}
 
     def store_codes(
         self, version: str, codes: Sequence[tuple[str, tuple[int, ...]]], *, rooms: bool = True

@@ -54,3 +54,24 @@ class CodebookRecord:
     parent_version: str | None
     created_at: float
     activated_at: float | None
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One event of the event log: its position, id, JSON, and when the API accepted it."""
+
+    position: int
+    event_id: str
+    payload: str
+    appended_at: float
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A logged event the trainer could not train, and why."""
+
+    position: int
+    event_id: str
+    reason: str
+    payload: str
+    created_at: float = 0.0

@@ -2,8 +2,11 @@
 
 Resources (the catalog, the encoder, the active codebook, the trainers) load
 once per worker process, on first use, and live as long as the process. Only
-transient errors (the database or broker briefly unreachable) are retried, with
-exponential backoff; bad input fails at once with its reason stored.
+transient errors are retried, with exponential backoff: the catalog
+unavailable for now (connection lost, serialization failure, deadlock, a
+timeout: :mod:`workers.catalog.errors` tells them from the rest) or the broker
+unreachable. Bad input, a PostgreSQL ``DataError`` included, fails at once with
+its reason stored.
 """
 
 from __future__ import annotations
@@ -12,13 +15,12 @@ from functools import cached_property
 from pathlib import Path
 
 from celery import Task
-from sqlalchemy.exc import DBAPIError, OperationalError
 
 from configs import Settings
 from quantizer import Codebook
-from workers.catalog import Catalog
+from workers.catalog import Catalog, CatalogUnavailableError
 
-TRANSIENT_ERRORS = (OperationalError, DBAPIError, ConnectionError, TimeoutError)
+TRANSIENT_ERRORS = (CatalogUnavailableError, ConnectionError, TimeoutError)
 
 
 class LucidrecTask(Task):

@@ -4,8 +4,9 @@ statistics the API feeds the ranker for a room are the trainer's.
 The events go through the API's session (in this process, and through two replicas
 sharing a real Redis, plus one started afterwards) and, as the train queue takes
 them, through :func:`workers.events.build_batch` into an :class:`ranker.OnlineTrainer`
-(:func:`workers.tasks.train.train_variant`). Posts arrive out of time order and some
-name rooms without codes, which only count at the room level.
+(:func:`workers.training.train_variant`). Posts arrive out of time order and some
+name rooms without codes, which only count at the room level (the trainer counts them
+so when they are dropped from parking; they never get codes here).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from workers.catalog import Catalog, SliceRecord
 from workers.codebooks import retrain_from_catalog
 from workers.events import build_batch
 from workers.messages import EventMessage
-from workers.tasks.train import train_variant
+from workers.training import train_variant
 
 T0 = 1.75e9
 ROOMS = 20
@@ -95,8 +96,8 @@ def test_the_api_feeds_the_ranker_the_statistics_the_trainer_trained_with(
     trainer = OnlineTrainer(ranker)
     for i, events in enumerate(posts(seed=3)):
         posting[i % len(posting)].record(events, table)  # the API, as /v1/events does
-        batch, skipped = build_batch(catalog, ranker, events)  # the train task
-        train_variant(trainer, batch, skipped)
+        built = build_batch(catalog, ranker, events)  # the train task
+        train_variant(trainer, built.batch, built.no_codes)
     # every replica, and one started after the posts (it reads the stream from its start)
     reading = [*posting, RedisSessionState(client, ranker, 0.0)] if shared else posting
 

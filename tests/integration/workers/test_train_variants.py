@@ -87,7 +87,7 @@ def test_stats_only_and_dense_content_train_and_serve(
             ServedModels(Path(settings.model_store) / "ranker", 60.0),
             session,
             Retriever(10, 10),
-            MemoryReplays(60),
+            MemoryReplays(60, 1 << 20),
             new_room_age_s=0,
         )
 

@@ -33,13 +33,14 @@ def test_production_profile_points_at_redis_and_postgresql() -> None:
 def test_env_overrides_nest_with_double_underscore_and_coerce_types() -> None:
     env = {
         "LUCIDREC_QUANTIZER__LEVELS": "6",
+        "LUCIDREC_RANKER__LUCID__LEVELS": "6",
         "LUCIDREC_SERVING__EXPLORATION": "false",
         "LUCIDREC_API__API_KEYS": "[k1, k2]",
         "LUCIDREC_DATA_DIR": "/srv/x",
         "OTHER": "ignored",
     }
     settings = load_settings("default", env=env)
-    assert settings.quantizer.levels == 6
+    assert settings.quantizer.levels == settings.ranker.lucid.levels == 6
     assert settings.serving.exploration is False
     assert settings.api.api_keys == ["k1", "k2"]
     assert settings.catalog.url == "sqlite:////srv/x/catalog.db"
@@ -118,3 +119,10 @@ def test_a_sections_own_check_names_the_variable_that_broke_it() -> None:
 def test_a_content_width_that_differs_from_the_encoders_is_refused_naming_both_keys() -> None:
     with pytest.raises(SettingsError, match=r"ranker.content_dim \(64\).*encoder.out_dim \(128\)"):
         load_settings("default", env={"LUCIDREC_RANKER__CONTENT_DIM": "64"})
+
+
+@pytest.mark.parametrize("key", ["levels", "codes"])
+def test_a_quantizer_shape_the_ranker_cannot_read_is_refused_naming_both_keys(key: str) -> None:
+    env = {f"LUCIDREC_QUANTIZER__{key.upper()}": "6"}
+    with pytest.raises(SettingsError, match=rf"quantizer.{key} \(6\).*ranker.lucid.{key} "):
+        load_settings("default", env=env)

@@ -24,6 +24,7 @@ from api.controllers.rooms import RoomsController
 from api.security import request_id_middleware
 from api.services import Services
 from api.serving.shared import SharedStateError
+from api.validation import JsonRequest
 from configs import Settings, load_settings
 
 
@@ -72,6 +73,7 @@ def create_app(settings: Settings) -> Litestar:
         ],
         lifespan=[lifespan],
         middleware=[request_id_middleware],
+        request_class=JsonRequest,
         plugins=[
             ProblemDetailsPlugin(
                 ProblemDetailsConfig(

@@ -13,17 +13,34 @@ from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.schemas import is_id
+
 logger = logging.getLogger("lucidrec.access")
 
 
 def require_api_key(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-    """Guard: with ``api.api_keys`` set, a write needs ``Authorization: Bearer <key>``."""
+    """Guard: with ``api.api_keys`` set, a write needs ``Authorization: Bearer <key>``.
+
+    Keys are compared as bytes: ``hmac.compare_digest`` refuses ``str`` with non-ASCII
+    characters (a TypeError, a 500), and a header's text is its bytes read as Latin-1.
+    """
     keys = connection.app.state.services.settings.api.api_keys
     if not keys:
         return
     scheme, _, token = connection.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not any(hmac.compare_digest(token, k) for k in keys):
+    given = token.encode("latin-1")
+    if scheme.lower() != "bearer" or not any(
+        hmac.compare_digest(given, key.encode()) for key in keys
+    ):
         raise NotAuthorizedException(detail="this route needs 'Authorization: Bearer <api key>'")
+
+
+def request_id_of(headers: dict[bytes, bytes]) -> str:
+    """The client's ``X-Request-ID`` if it follows the id rules, else a new id: the id is
+    echoed in a header and logged, so bytes that are not an id (non-UTF-8, control
+    characters, megabytes) never reach either."""
+    given = headers.get(b"x-request-id", b"").decode("latin-1")
+    return given if is_id(given) else uuid.uuid4().hex
 
 
 def request_id_middleware(app: ASGIApp) -> ASGIApp:
@@ -35,9 +52,8 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
-        headers = dict(scope.get("headers", []))
-        request_id = headers.get(b"x-request-id", b"").decode()[:64] or uuid.uuid4().hex
         state = scope.setdefault("state", {})
+        request_id = request_id_of(dict(scope.get("headers", [])))
         state["request_id"] = request_id
         start = time.perf_counter()
         status = 500

@@ -30,6 +30,7 @@ from api.serving.shared_session import RedisSessionState
 from configs import Settings, WatchedExperiments
 from workers.catalog import Catalog
 from workers.celery_app import QUEUES, create_celery
+from workers.heartbeats import Heartbeats
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class Services:
         self.settings = settings
         self.catalog = Catalog(settings.catalog.url)
         self.celery = create_celery(settings)
+        self.heartbeats = Heartbeats(settings.catalog.url)  # which queues live workers consume
         self.experiments = WatchedExperiments(settings.experiments_file, settings)
         self.assign = Assigner(self.experiments)
         self.rooms = RoomCache(self.catalog, settings.ranker.lucid.levels, api.refresh_interval_s)
@@ -54,10 +56,10 @@ class Services:
             shared = RedisSessionState(self.shared_state, settings.ranker, api.refresh_interval_s)
             self._refreshes.append(shared.catch_up)
             self.session = shared
-            replays = RedisReplays(self.shared_state, api.replay_ttl_s)
+            replays = RedisReplays(self.shared_state, api.replay_ttl_s, api.replay_cache_bytes)
         else:
             self.session = SessionState(settings.ranker)
-            replays = MemoryReplays(api.replay_ttl_s)
+            replays = MemoryReplays(api.replay_ttl_s, api.replay_cache_bytes)
         self.pipeline = RankPipeline(
             self.rooms,
             self.models,
@@ -97,4 +99,5 @@ class Services:
         self._stop.set()
         if self._refresher is not None:
             self._refresher.join(timeout=10)
+        self.heartbeats.close()
         self.catalog.close()

@@ -1,4 +1,10 @@
-"""``POST /v1/events``: impressions and feedback, idempotent by ``event_id``."""
+"""``POST /v1/events``: impressions and feedback, idempotent by ``event_id``, durable on 202.
+
+The events are appended to the catalog's event log in the transaction that
+records them as received (:mod:`workers.catalog.eventlog`), so a 202 means they
+will be trained, whatever happens to a worker or to the task that follows: the
+task only wakes the trainer, which trains from the log.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from litestar.datastructures import State
 
 from api.schemas import EventsAccepted, EventsBody
 from api.security import require_api_key
+from api.validation import check_events
 
 
 class EventsController(Controller):
@@ -21,23 +28,24 @@ class EventsController(Controller):
 
         Events already received (by ``event_id``) are acknowledged and skipped. An
         event without ``variant`` gets the user's current one, so every logged
-        event carries its variant.
+        event carries its variant. ``task_id`` is the trainer's wake-up.
         """
+        check_events(data.events, state.services.settings)
         services = state.services
-        ids = [e.event_id for e in data.events]
-        fresh_ids = set(services.catalog.unprocessed("event_in", ids))
-        fresh = list({e.event_id: e for e in data.events if e.event_id in fresh_ids}.values())
-        for event in fresh:
+        events = list({e.event_id: e for e in data.events}.values())
+        for event in events:
             if event.variant is None:
                 event.variant = services.assign(event.user_id).label
+        appended = set(
+            services.catalog.append_events(
+                {e.event_id: msgspec.json.encode(e).decode() for e in events}
+            )
+        )
+        fresh = [e for e in events if e.event_id in appended]
         task_id = None
         if fresh:
             services.session.record(fresh, services.rooms.table())
-            result = services.celery.send_task(
-                "lucidrec.train.events", args=[msgspec.to_builtins(fresh)], queue="train"
-            )
-            task_id = result.id
-            services.catalog.mark_processed("event_in", [e.event_id for e in fresh])
+            task_id = services.celery.send_task("lucidrec.train.events", queue="train").id
         return EventsAccepted(
-            accepted=len(fresh), duplicates=len(ids) - len(fresh), task_id=task_id
+            accepted=len(fresh), duplicates=len(data.events) - len(fresh), task_id=task_id
         )

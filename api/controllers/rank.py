@@ -9,6 +9,7 @@ from litestar.exceptions import ClientException, ServiceUnavailableException
 
 from api.schemas import RankBody, RankResponse
 from api.serving.pipeline import ModelNotReadyError, ReplayConflictError
+from api.validation import check_rank_context
 from ranker import RankerError
 
 
@@ -21,10 +22,12 @@ class RankController(Controller):
         """Rank the given candidates (or live rooms retrieved for the user), top ``k``.
 
         The user's A/B variant picks the ranker variant and the serving knobs.
-        Candidates with no codes yet are listed in ``unknown``, not ranked.
+        Candidates with no codes yet are listed in ``unknown``, not ranked. A context the
+        variant's ranker cannot read (an unknown feature, a value past its size) is a 400.
         """
         services = state.services
         assignment = services.assign(data.user_id)
+        check_rank_context(data.context, assignment.settings.ranker.context)
         request.scope["state"]["variant"] = assignment.label  # the latency metric's label
         try:
             response = await anyio.to_thread.run_sync(

@@ -5,14 +5,12 @@ from __future__ import annotations
 import msgspec
 from litestar import Controller, get, post
 from litestar.datastructures import State
-from litestar.exceptions import NotFoundException, ValidationException
+from litestar.exceptions import NotFoundException
 
-from api.schemas import RoomOut, SlicesBody, TaskAccepted
+from api.schemas import PathId, RoomOut, SlicesBody, TaskAccepted
 from api.security import require_api_key
 from quantizer import format_lucid
 from workers.catalog import RoomView
-
-MAX_ID = 128
 
 
 def room_out(room: RoomView) -> RoomOut:
@@ -43,10 +41,8 @@ class RoomsController(Controller):
         guards=[require_api_key],
         sync_to_thread=True,
     )
-    def post_slices(self, room_id: str, data: SlicesBody, state: State) -> TaskAccepted:
+    def post_slices(self, room_id: PathId, data: SlicesBody, state: State) -> TaskAccepted:
         """Queue a batch of the room's slices for encoding; poll the task for the outcome."""
-        if not 0 < len(room_id) <= MAX_ID:
-            raise ValidationException(detail=f"room_id must have 1 to {MAX_ID} characters")
         result = state.services.celery.send_task(
             "lucidrec.encode.slices",
             args=[room_id, msgspec.to_builtins(data.slices)],
@@ -55,7 +51,7 @@ class RoomsController(Controller):
         return TaskAccepted(task_id=result.id, status_url=f"/v1/tasks/{result.id}")
 
     @get("/{room_id:str}", operation_id="getRoom", sync_to_thread=True)
-    def get_room(self, room_id: str, state: State) -> RoomOut:
+    def get_room(self, room_id: PathId, state: State) -> RoomOut:
         """The room's status and its codes under the active codebook."""
         room = state.services.catalog.room(room_id)
         if room is None:
@@ -69,7 +65,7 @@ class RoomsController(Controller):
         guards=[require_api_key],
         sync_to_thread=True,
     )
-    def end_room(self, room_id: str, state: State) -> RoomOut:
+    def end_room(self, room_id: PathId, state: State) -> RoomOut:
         """Mark the room ended: it leaves retrieval (given candidates can still name it)."""
         services = state.services
         if not services.catalog.end_room(room_id):

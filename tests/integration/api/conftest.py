@@ -126,7 +126,9 @@ def wait_until(predicate, timeout: float, interval: float = 0.1):
 
 
 def engagements(users: range, rooms: list[str], start: int) -> list[dict]:
-    """Users click the 'cook' rooms and skip the 'game' ones."""
+    """Users click the 'cook' rooms and skip the 'game' ones, in the last minutes (the API
+    refuses times outside api.event_ts_past_s / api.event_ts_future_s of its clock)."""
+    now = time.time()
     events = []
     for u in users:
         for j, room in enumerate(rooms):
@@ -134,7 +136,7 @@ def engagements(users: range, rooms: list[str], start: int) -> list[dict]:
             events.append(
                 {
                     "event_id": f"ev{start}-{u}-{j}",
-                    "ts": 2_000.0 + j,
+                    "ts": now - 600 + j,
                     "user_id": f"user{u}",
                     "room_id": room,
                     "context": {"hour": 20},

@@ -120,7 +120,7 @@ def test_the_stream_is_trimmed_to_about_its_cap(
 def test_replays_expire_and_an_unreachable_store_is_a_shared_state_error(
     client: redis.Redis,
 ) -> None:
-    replays = RedisReplays(client, ttl_s=0.3)
+    replays = RedisReplays(client, ttl_s=0.3, max_bytes=1 << 20)
     replays.put("req-1", "d" * 64, b'{"items": []}')
     assert replays.get("req-1") == ("d" * 64, b'{"items": []}')
     assert client.pttl("lucidrec:replay:req-1") > 0

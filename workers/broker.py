@@ -1,6 +1,6 @@
 """The embedded broker: kombu's SQLAlchemy transport, made at-least-once and quicker to poll.
 
-Two gaps in kombu's SQLAlchemy transport matter for a task queue that must not
+Three gaps in kombu's SQLAlchemy transport matter for a task queue that must not
 lose work:
 
 - A fetched message is only marked invisible; it is restored by the consumer's
@@ -10,6 +10,18 @@ lose work:
   deletes its row, and a claim older than ``visibility_timeout`` is taken again
   by any consumer: the visibility-timeout model of the Redis and SQS transports.
   The timeout must exceed the longest task (the hard time limit).
+- That timeout is the only recovery when nothing is known of the claimant, so a
+  SIGKILLed worker's in-flight task waited the whole ``redelivery_timeout_s``
+  (15 minutes by default) although its restart came seconds later. Each claim
+  therefore records its claimant (``host:pid:start``, :mod:`workers.identity`)
+  in a side table, ``lucidrec_claim`` (kombu's message table has no column for
+  it), and a channel that starts consuming first makes visible again every
+  message whose claimant is provably dead: same host, process gone. Claims of
+  other hosts still wait out the timeout. A message made visible again (this
+  way, or requeued, or unacked at shutdown) loses its claim time, as it had
+  none when published, so it sorts by id again, ahead of the messages sent
+  after it; with its claim time kept it went behind them all (SQLite sorts
+  NULL first).
 - kombu reads ``polling_interval`` from ``broker_transport_options``, but this
   transport also passes every transport option to ``sqlalchemy.create_engine()``,
   which refuses the unknown keyword. The supported hook is the transport class's
@@ -27,6 +39,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -34,12 +47,38 @@ from typing import Any
 
 from kombu.transport import sqlalchemy as kombu_sqla
 from kombu.utils.json import loads
-from sqlalchemy import or_, text
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    delete,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import make_url
+from sqlalchemy.schema import CreateTable
 
+from workers.broker_redis import ClaimantTransport
 from workers.catalog.engine import apply_sqlite_pragmas
+from workers.identity import provably_dead, this_process
+
+logger = logging.getLogger(__name__)
 
 SQLA_PREFIX = "sqla+"
+
+# who holds each claimed message; a row lives from the claim to the ack or requeue, so
+# the table holds only messages in flight (no index beyond the key is worth its writes)
+CLAIMS = Table(
+    "lucidrec_claim",
+    MetaData(),
+    Column("message_id", Integer, primary_key=True, autoincrement=False),
+    Column("owner", String(300), nullable=False),
+)
 
 
 def _serialized(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -62,6 +101,7 @@ class ClaimingChannel(kombu_sqla.Channel):
         self._session_lock = threading.RLock()
         super().__init__(*args, **kwargs)
         self._claims: dict[str, int] = {}  # delivery tag -> message row id
+        self._dead_claims_restored = False
 
     _put = _serialized(kombu_sqla.Channel._put)
     _purge = _serialized(kombu_sqla.Channel._purge)
@@ -90,6 +130,10 @@ class ClaimingChannel(kombu_sqla.Channel):
                 msg.sent_at = dt.datetime.now()  # the claim time
                 payload = loads(kombu_sqla.bytes_to_str(msg.payload))
                 row_id = msg.id
+                session.flush()
+                # a claim taken over after the timeout changes hands
+                session.execute(delete(CLAIMS).where(CLAIMS.c.message_id == row_id))
+                session.execute(insert(CLAIMS).values(message_id=row_id, owner=this_process()))
             session.commit()
         except Exception:
             session.rollback()  # never leave kombu's shared session in a failed state
@@ -100,10 +144,51 @@ class ClaimingChannel(kombu_sqla.Channel):
         return payload
 
     def _engine_from_config(self) -> Any:
+        """The engine, once per process and URL; the claim table is made with kombu's tables."""
         engine = super()._engine_from_config()
         if engine.dialect.name == "sqlite":
             apply_sqlite_pragmas(engine)
+        with engine.begin() as conn:  # IF NOT EXISTS: the API and its worker start together
+            conn.execute(CreateTable(CLAIMS, if_not_exists=True))
         return engine
+
+    def basic_consume(self, queue: str, *args: Any, **kwargs: Any) -> Any:
+        """Start consuming ``queue``, the first time after restoring dead claimants' messages."""
+        if not self._dead_claims_restored:
+            self._restore_dead_claims()
+            self._dead_claims_restored = True
+        return super().basic_consume(queue, *args, **kwargs)
+
+    @_serialized
+    def _restore_dead_claims(self) -> int:
+        """Make visible the messages claimed by processes of this host that are gone."""
+        session = self.session
+        messages = self.message_cls.__table__
+        try:
+            if session.bind.name == "sqlite":
+                session.execute(text("BEGIN IMMEDIATE TRANSACTION"))
+            owners = session.scalars(select(CLAIMS.c.owner).distinct()).all()
+            dead = [owner for owner in owners if provably_dead(owner)]
+            restored = 0
+            if dead:
+                claimed = select(CLAIMS.c.message_id).where(CLAIMS.c.owner.in_(dead))
+                restored = session.execute(
+                    update(messages)
+                    .where(messages.c.id.in_(claimed))
+                    .values(visible=True, timestamp=None)  # no claim time: sorts by id
+                ).rowcount
+                session.execute(delete(CLAIMS).where(CLAIMS.c.owner.in_(dead)))
+            session.commit()
+        except Exception:
+            session.rollback()  # never leave kombu's shared session in a failed state
+            raise
+        if restored:
+            logger.warning(
+                "redelivering %d message(s) claimed by dead worker(s) %s",
+                restored,
+                ", ".join(dead),
+            )
+        return int(restored or 0)
 
     @_serialized
     def _settle(self, delivery_tag: str, *, requeue: bool) -> bool:
@@ -116,10 +201,11 @@ class ClaimingChannel(kombu_sqla.Channel):
             if session.bind.name == "sqlite":
                 session.execute(text("BEGIN IMMEDIATE TRANSACTION"))
             rows = session.query(self.message_cls).filter(self.message_cls.id == row_id)
-            if requeue:
-                rows.update({"visible": True}, synchronize_session=False)
+            if requeue:  # no claim time: it sorts by id again (see the module docstring)
+                rows.update({"visible": True, "sent_at": None}, synchronize_session=False)
             else:
                 rows.delete(synchronize_session=False)
+            session.execute(delete(CLAIMS).where(CLAIMS.c.message_id == row_id))
             session.commit()
         except Exception:
             session.rollback()  # never leave kombu's shared session in a failed state
@@ -161,7 +247,9 @@ def broker_options(url: str, polling_interval: float, visibility_timeout: float)
     """Celery settings that select the broker for ``url``.
 
     Redis gets the same visibility timeout, which is what redelivers a task whose
-    worker died before acknowledging it.
+    worker died before acknowledging it on another host, and kombu's Redis
+    transport with claimants recorded (:mod:`workers.broker_redis`) for one that
+    died on the restarted worker's host.
     """
     if url.startswith(SQLA_PREFIX):
         transport = sqlalchemy_transport(polling_interval, visibility_timeout)
@@ -169,6 +257,7 @@ def broker_options(url: str, polling_interval: float, visibility_timeout: float)
     if url.startswith(("redis://", "rediss://")):
         return {
             "broker_url": url,
+            "broker_transport": ClaimantTransport,
             "broker_transport_options": {"visibility_timeout": visibility_timeout},
         }
     return {"broker_url": url}

@@ -4,6 +4,9 @@ The app only wires configuration; tasks live in ``workers.tasks`` on a shared
 base class. ``acks_late`` + ``reject_on_worker_lost`` mean a task is acknowledged
 after it ran, and a worker killed mid-task gets its message redelivered: every
 task is idempotent (by slice id, by event id) so a redelivery stores nothing twice.
+A worker's consumer also beats a heartbeat into the catalog, what ``/ready``
+reads (:mod:`workers.heartbeats`), and an embedded beat dies with its worker
+(:mod:`workers.embedded_beat`).
 """
 
 from __future__ import annotations
@@ -11,8 +14,10 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Queue
 
+import workers.embedded_beat  # noqa: F401  (connects its signal handlers)
 from configs import Settings
 from workers.broker import broker_options, ensure_sqlite_folder
+from workers.heartbeats import HeartbeatStep
 
 QUEUES = ("encode", "train", "maintenance")
 TASK_MODULES = ("workers.tasks.encode", "workers.tasks.train", "workers.tasks.maintenance")
@@ -52,5 +57,6 @@ def create_celery(settings: Settings) -> Celery:
             }
         },
     )
+    app.steps["consumer"].add(HeartbeatStep)
     app.settings = settings  # type: ignore[attr-defined]
     return app

@@ -36,10 +36,16 @@ class StartupError(RuntimeError):
     """The port cannot be had, or an API process exited while starting."""
 
 
-def die_with_parent() -> None:
-    """In a child (Linux): get SIGTERM when ``serve`` dies, even by SIGKILL."""
+def die_with_parent(parent_pid: int | None = None) -> None:
+    """In a child (Linux): get SIGTERM when ``serve`` dies, even by SIGKILL.
+
+    With ``parent_pid``, a child whose parent already died before the request
+    (it would wait for a signal that never comes) gets its SIGTERM at once.
+    """
     with contextlib.suppress(OSError, AttributeError):  # elsewhere serve's finally stops it
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if parent_pid is not None and os.getppid() != parent_pid:
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def listener(host: str, port: int) -> socket.socket:

@@ -11,8 +11,10 @@ from litestar import Controller, MediaType, Response, get
 from litestar.datastructures import State
 from litestar.exceptions import ServiceUnavailableException
 
-from api.schemas import TaskStatus
+from api.schemas import PathId, TaskStatus
 from api.serving.shared import shared_call
+
+WRITE_QUEUES = ("encode", "train")  # what POST .../slices and POST /v1/events send to
 
 
 class TasksController(Controller):
@@ -20,7 +22,7 @@ class TasksController(Controller):
     tags = ["tasks"]
 
     @get("/{task_id:str}", operation_id="getTask", sync_to_thread=True)
-    def get_task(self, task_id: str, state: State) -> TaskStatus:
+    def get_task(self, task_id: PathId, state: State) -> TaskStatus:
         """A queued task's state; ``PENDING`` also means unknown (Celery cannot tell them apart)."""
         result = AsyncResult(task_id, app=state.services.celery)
         status = TaskStatus(task_id=task_id, state=result.state)
@@ -64,15 +66,19 @@ class MetaController(Controller):
 
     @get("/ready", operation_id="ready", sync_to_thread=True)
     def ready(self, state: State) -> dict[str, Any]:
-        """503 until the catalog (and the replicas' shared store, if set) answers and the
-        default ranker variant has a model."""
+        """503 until the catalog (and the replicas' shared store, if set) answers, a live
+        worker consumes each queue the write routes feed, and the default ranker variant
+        has a model. Writes are still accepted meanwhile: the broker keeps them."""
         services = state.services
         try:
             services.catalog.active_codebook()
+            unserved = services.heartbeats.unserved(WRITE_QUEUES)
         except Exception as exc:  # any database failure means not ready
             raise ServiceUnavailableException(detail=f"catalog unreachable: {exc}") from None
         if services.shared_state is not None:
             shared_call(services.shared_state.ping)  # a failure answers 503
+        if unserved is not None:
+            raise ServiceUnavailableException(detail=unserved)
         variant = services.settings.ranker.variant
         if services.models.get(variant) is None:
             raise ServiceUnavailableException(detail=f"ranker variant {variant!r} has no model yet")

@@ -74,10 +74,26 @@ def code_pending(catalog: Catalog, book: Codebook, batch: int = 5000) -> int:
     return total
 
 
+def check_readable(levels: int, codes: int, settings: Settings) -> None:
+    """Refuse a codebook of ``levels`` x ``codes`` that the ranker (``ranker.lucid``) cannot
+    read: a retrain's command-line shape, before it reaches the settings."""
+    lucid = settings.ranker.lucid
+    if (levels, codes) != (lucid.levels, lucid.codes):
+        raise QuantizerError(
+            f"a codebook of L={levels} x N={codes} cannot be activated: the ranker reads "
+            f"ranker.lucid.levels={lucid.levels} x ranker.lucid.codes={lucid.codes}; change "
+            "quantizer.levels/codes and ranker.lucid.levels/codes together (a new ranker)"
+        )
+
+
 def retrain_from_catalog(
     settings: Settings, parent: str | None = None, *, progress: bool = True
 ) -> Codebook:
-    """Fit a codebook on every stored embedding, re-code the catalog, activate it."""
+    """Fit a codebook on every stored embedding, re-code the catalog, activate it.
+
+    ``settings`` cannot hold a quantizer shape other than ``ranker.lucid``'s (its load
+    refuses one), so the codebook activated here is one the served ranker can read.
+    """
     catalog = Catalog(settings.catalog.url)
     try:
         parent_book = resolve_parent(catalog, parent)

@@ -13,7 +13,7 @@ from api.cli.context import AppContext
 from configs import replace_validated
 from quantizer import Codebook, EmbeddingSource, encode_file, quality_report, report_table
 from quantizer import retrain as retrain_codebook
-from workers.codebooks import retrain_from_catalog
+from workers.codebooks import check_readable, retrain_from_catalog
 
 EMBEDDINGS = click.option(
     "--embeddings",
@@ -89,6 +89,7 @@ def retrain(
         app.settings.quantizer, levels=levels, codes=codes, seed=seed
     )
     if from_catalog:
+        check_readable(quantizer_settings.levels, quantizer_settings.codes, app.settings)
         settings = msgspec.structs.replace(app.settings, quantizer=quantizer_settings)
         book = retrain_from_catalog(settings, parent, progress=not quiet)
         where = "the catalog, active now"

@@ -117,3 +117,22 @@ def test_cli_from_catalog(settings, monkeypatch: pytest.MonkeyPatch) -> None:
     )
     assert bad.exit_code == 2 and "drop --out" in bad.output
     catalog.close()
+
+
+def test_a_codebook_shape_the_ranker_cannot_read_is_never_activated(
+    settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog = Catalog(settings.catalog.url)
+    fill(catalog)
+    first = retrain_from_catalog(settings, progress=False)
+    monkeypatch.setenv("LUCIDREC_DATA_DIR", settings.data_dir)
+    monkeypatch.setenv("LUCIDREC_CATALOG__URL", settings.catalog.url)
+    result = CliRunner().invoke(
+        cli, ["--config", "test", "quantizer", "retrain", "--from-catalog", "--levels", "4"]
+    )
+    assert result.exit_code == 1  # a one-line message, not a traceback
+    assert "L=4 x N=8 cannot be activated" in result.output
+    assert "ranker.lucid.levels=3" in result.output
+    assert catalog.active_codebook().version == first.version  # still the readable one
+    assert all(r.codebook_version == first.version for r in catalog.rooms())
+    catalog.close()

@@ -28,6 +28,20 @@ lose work:
   ``polling_interval`` attribute, so the class is built with the configured value
   and handed to Celery as ``broker_transport``, the ``sqla+`` prefix dropped.
 
+kombu caches each URL's engine in a class attribute, so a forked process inherits
+its parent's engine and the SQLite connections pooled in it. Celery forks such
+children: the embedded beat (after a ``train`` worker has already published, in
+:func:`workers.runner.run_worker`) and replacement pool processes. SQLite
+connections must not cross a fork (their file locks stay with the parent, and
+the beat even closes the inherited descriptors while the connection's state
+still names them), and SQLite's per-process bookkeeping of a file is shared by
+every connection of that process to it, so a child that opens a new connection
+beside an inherited one is as broken (``locking protocol``, then a beat that
+never sends again). Here the engines are therefore this process's own: a fork
+first closes the parent's idle pooled connections (the parent reconnects as
+needed), and the child makes new engines, keeping the inherited ones alive but
+unused, as closing their connections there would act on the parent's files.
+
 Claiming makes an ack a database write, and Celery's prefork pool acknowledges
 from its result-handler thread while the consumer thread polls: both would drive
 the channel's one SQLAlchemy session at once (``cannot start a transaction
@@ -37,9 +51,11 @@ therefore holds the channel's lock.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import logging
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -61,6 +77,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import sessionmaker
 from sqlalchemy.schema import CreateTable
 
 from workers.broker_redis import ClaimantTransport
@@ -80,6 +98,29 @@ CLAIMS = Table(
     Column("owner", String(300), nullable=False),
 )
 
+# this process's engines and session factories, by URL (see the module docstring)
+_engines: dict[str, tuple[Any, Any]] = {}
+_engines_lock = threading.Lock()
+# engines a forked child inherited: kept referenced so that nothing closes them here
+_inherited: list[tuple[Any, Any]] = []
+
+
+def _close_idle_connections() -> None:
+    """Before a fork, in the parent: close the pooled connections no one is using."""
+    for engine, _ in list(_engines.values()):
+        engine.dispose()  # connections checked out stay with their users
+
+
+def _forget_inherited_engines() -> None:
+    """After a fork, in the child: make new engines, never touch the parent's."""
+    global _engines_lock
+    _engines_lock = threading.Lock()  # another thread of the parent may have held it
+    _inherited.extend(_engines.values())
+    _engines.clear()
+
+
+os.register_at_fork(before=_close_idle_connections, after_in_child=_forget_inherited_engines)
+
 
 def _serialized(method: Callable[..., Any]) -> Callable[..., Any]:
     """Run ``method`` holding the channel's session lock (see the module docstring)."""
@@ -97,9 +138,10 @@ class ClaimingChannel(kombu_sqla.Channel):
 
     visibility_timeout: float = 3600.0
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, connection: Any, **kwargs: Any) -> None:
         self._session_lock = threading.RLock()
-        super().__init__(*args, **kwargs)
+        self._url = connection.client.hostname  # a closed channel has no connection, still a URL
+        super().__init__(connection, **kwargs)
         self._claims: dict[str, int] = {}  # delivery tag -> message row id
         self._dead_claims_restored = False
 
@@ -142,6 +184,29 @@ class ClaimingChannel(kombu_sqla.Channel):
             raise kombu_sqla.Empty()
         self._claims[payload["properties"]["delivery_tag"]] = row_id
         return payload
+
+    def _open(self) -> tuple[Any, Any]:
+        """This process's engine and session factory for the URL (kombu's cache crosses forks)."""
+        url = self._url
+        with _engines_lock:
+            if url not in _engines:
+                engine = self._engine_from_config()
+                kombu_sqla.metadata.create_all(engine)
+                _engines[url] = (engine, sessionmaker(bind=engine))
+            return _engines[url]
+
+    def close(self) -> None:
+        """Close the channel, then its session: its connection goes back to the pool.
+
+        kombu may still publish on a channel it closed (a producer revived mid-publish);
+        that opens a new session.
+        """
+        super().close()
+        with self._session_lock:
+            session, self._session = self._session, None
+            if session is not None:
+                with contextlib.suppress(SQLAlchemyError):  # a broken connection is dropped
+                    session.close()
 
     def _engine_from_config(self) -> Any:
         """The engine, once per process and URL; the claim table is made with kombu's tables."""

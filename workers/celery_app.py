@@ -6,7 +6,7 @@ after it ran, and a worker killed mid-task gets its message redelivered: every
 task is idempotent (by slice id, by event id) so a redelivery stores nothing twice.
 A worker's consumer also beats a heartbeat into the catalog, what ``/ready``
 reads (:mod:`workers.heartbeats`), and an embedded beat dies with its worker
-(:mod:`workers.embedded_beat`).
+and sends on a new broker connection after a failed send (:mod:`workers.embedded_beat`).
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ def create_celery(settings: Settings) -> Celery:
         result_expires=7 * 24 * 3600,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
+        beat_scheduler="workers.embedded_beat:Scheduler",  # reconnects after a failed send
         beat_schedule={
             "maintenance": {
                 "task": "lucidrec.maintenance.run",

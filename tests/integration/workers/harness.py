@@ -46,11 +46,12 @@ def client(env: dict[str, str]):
 class Worker:
     """``lucidrec worker`` as a child process in its own process group."""
 
-    def __init__(self, env: dict[str, str], queues: str, log: Path) -> None:
+    def __init__(self, env: dict[str, str], queues: str, log: Path, *, beat: bool = False) -> None:
         self.log = log
         self._out = log.open("ab")
+        argv = [sys.executable, "-m", "api.cli", "worker", "--queues", queues, "--loglevel", "INFO"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "worker", "--queues", queues, "--loglevel", "INFO"],
+            argv + (["--beat"] if beat else []),
             env=env,
             stdout=self._out,
             stderr=subprocess.STDOUT,

@@ -10,7 +10,6 @@ from http import HTTPStatus
 from litestar import Litestar
 from litestar.exceptions import HTTPException
 from litestar.logging import LoggingConfig
-from litestar.openapi import OpenAPIConfig
 from litestar.plugins.problem_details import (
     ProblemDetailsConfig,
     ProblemDetailsException,
@@ -21,11 +20,15 @@ from api.controllers.events import EventsController
 from api.controllers.meta import MetaController, TasksController
 from api.controllers.rank import RankController
 from api.controllers.rooms import RoomsController
+from api.openapi import complete, openapi_config
 from api.security import request_id_middleware
 from api.services import Services
 from api.serving.shared import SharedStateError
 from api.validation import JsonRequest
 from configs import Settings, load_settings
+
+# one log line: level, time, logger name (lucidrec.access for the access log), message
+LOG_FORMAT = "%(levelname)s - %(asctime)s - %(name)s - %(message)s"
 
 
 def problem(exc: HTTPException) -> ProblemDetailsException:
@@ -63,7 +66,7 @@ def create_app(settings: Settings) -> Litestar:
         finally:
             services.close()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             RankController,
             EventsController,
@@ -85,12 +88,19 @@ def create_app(settings: Settings) -> Litestar:
             )
         ],
         request_max_body_size=settings.api.max_body_bytes,
-        openapi_config=OpenAPIConfig(title="lucidrec", version="0.1.0", path="/schema"),
+        openapi_config=openapi_config(version="0.1.0"),
         logging_config=LoggingConfig(
+            # Litestar's default format adds %(module)s, which named the access log
+            # "security" (its module) beside its logger's name; the name says it all
+            formatters={"standard": {"format": LOG_FORMAT}},
             loggers={"lucidrec.access": {"level": "INFO"}, "api": {"level": "INFO"}},
             log_exceptions="debug",
         ),
     )
+    # built now, once: what the types cannot say (the deployment's context features,
+    # the label keys, the components' descriptions) is added to the schema served
+    complete(app.openapi_schema, settings)
+    return app
 
 
 def app_from_environment() -> Litestar:

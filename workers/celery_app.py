@@ -12,7 +12,7 @@ and sends on a new broker connection after a failed send (:mod:`workers.embedded
 from __future__ import annotations
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 import workers.embedded_beat  # noqa: F401  (connects its signal handlers)
 from configs import Settings
@@ -36,7 +36,13 @@ def create_celery(settings: Settings) -> Celery:
         result_serializer="json",
         accept_content=["json"],
         result_accept_content=["json"],
-        task_queues=[Queue(name) for name in QUEUES],
+        # each queue on its own direct exchange and routing key: a bare Queue(name) is
+        # bound to the default queue's exchange and key, which the banner showed as
+        # every queue on "exchange=encode key=encode" (messages are sent to the queue
+        # by name either way)
+        task_queues=[
+            Queue(name, Exchange(name, type="direct"), routing_key=name) for name in QUEUES
+        ],
         task_default_queue="encode",
         task_routes={f"lucidrec.{name}.*": {"queue": name} for name in QUEUES},
         task_acks_late=True,

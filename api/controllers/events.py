@@ -12,9 +12,39 @@ import msgspec
 from litestar import Controller, post
 from litestar.datastructures import State
 
-from api.schemas import EventsAccepted, EventsBody
+from api.openapi import API_KEY, SHARED_STORE_DOWN, problems, request_example, success
+from api.schemas import CONTEXT_EXAMPLE, EventsAccepted, EventsBody
 from api.security import require_api_key
 from api.validation import check_events
+
+EVENTS_EXAMPLE = {
+    "events": [
+        {
+            "event_id": "e-1",
+            "ts": 1732265010.0,
+            "user_id": "u1",
+            "room_id": "r1",
+            "slice_id": "r1-0007",
+            "request_id": "4c1d2a0e9b7f4e55a1d3c2b1a0f9e8d7",
+            "position": 3,
+            "context": CONTEXT_EXAMPLE,
+            "labels": {"click": 1, "watch_s": 95, "like": 0, "follow": 0},
+        },
+        {
+            "event_id": "e-2",
+            "ts": 1732265011.0,
+            "user_id": "u1",
+            "room_id": "r2",
+            "position": 4,
+            "context": CONTEXT_EXAMPLE,
+        },
+    ]
+}
+ACCEPTED_EXAMPLE = {
+    "accepted": 2,
+    "duplicates": 0,
+    "task_id": "0f6b7c1e-3f0e-4a8e-9b7d-2c4a1e5f6a7b",
+}
 
 
 class EventsController(Controller):
@@ -22,7 +52,26 @@ class EventsController(Controller):
     tags = ["events"]
     guards = [require_api_key]
 
-    @post(operation_id="postEvents", status_code=202, sync_to_thread=True)
+    @post(
+        operation_id="postEvents",
+        summary="Record impressions and feedback",
+        status_code=202,
+        sync_to_thread=True,
+        security=[{API_KEY: []}],
+        operation_class=request_example(
+            "A click with a 95 s watch, and an impression", EVENTS_EXAMPLE
+        ),
+        responses={
+            **success(
+                202,
+                EventsAccepted,
+                ACCEPTED_EXAMPLE,
+                "Recorded: the events are in the catalog's event log, which the trainer "
+                "trains from.",
+            ),
+            **problems(400, 401, 413, 503, details={503: SHARED_STORE_DOWN}),
+        },
+    )
     def post_events(self, data: EventsBody, state: State) -> EventsAccepted:
         """Record events: the user's in-session history changes at once, training follows.
 
@@ -42,6 +91,7 @@ class EventsController(Controller):
             )
         )
         fresh = [e for e in events if e.event_id in appended]
+        services.metrics.count_events(len(fresh), len(data.events) - len(fresh))
         task_id = None
         if fresh:
             services.session.record(fresh, services.rooms.table())

@@ -34,6 +34,7 @@ from ranker import ModelStore, OnlineTrainer
 from tests.integration.api.conftest import AUTH, api_env, start_server, stop, wait_until
 from tests.integration.services import postgres_database
 from workers.catalog import Catalog, SliceRecord
+from workers.codebooks import retrain_from_catalog
 
 SEED_ROOM = "seed-room"
 NOTHING = object()
@@ -381,7 +382,7 @@ def meta_cases() -> list[Case]:
     }
     service = ["/health", "/ready", "/metrics", "/v1/model", "/v1/experiments"]
     schema = ["/schema", "/schema/openapi.json", "/schema/openapi.yaml", "/schema/openapi.yml"]
-    schema += [f"/schema/{page}" for page in ("swagger", "redoc", "rapidoc", "elements")]
+    schema += [f"/schema/{page}" for page in ("swagger", "redoc")]
     schema.append("/schema/oauth2-redirect.html")
     cases = [
         Case(f"{path}: {name}", "GET", path, path, 200, headers=headers)
@@ -416,6 +417,20 @@ def meta_cases() -> list[Case]:
             404,
             problem=False,
         ),
+        Case(
+            "/schema/assets/{name}: a file the allow-list lacks",
+            "GET",
+            "/schema/assets/{name:str}",
+            "/schema/assets/..%2F..%2Fpyproject.toml",
+            404,
+        ),
+        Case(
+            "/schema/assets/{name}: NUL",
+            "GET",
+            "/schema/assets/{name:str}",
+            "/schema/assets/%00",
+            404,
+        ),
         Case("unmatched route", "GET", "unmatched", "/v1/%00/../x", 404),
     ]
     return cases
@@ -442,14 +457,24 @@ class Served:
 
 
 def seed(settings: Settings) -> None:
-    """One room in the catalog, and a first snapshot of the served ranker variant."""
+    """One room in the catalog, with the slices a first codebook needs (one per code: /ready
+    waits for a codebook) and that codebook, and a first snapshot of the served ranker
+    variant."""
     catalog = Catalog(settings.catalog.url)
     try:
-        vector = np.full(settings.encoder.out_dim, 1.0, dtype=np.float32)
-        vector /= np.linalg.norm(vector)
-        catalog.store_encoded([SliceRecord("seed-slice", SEED_ROOM, time.time(), vector)], None)
+        rng = np.random.default_rng(0)
+        vectors = rng.normal(size=(settings.quantizer.codes, settings.encoder.out_dim))
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        catalog.store_encoded(
+            [
+                SliceRecord(f"seed-slice-{i}", SEED_ROOM, time.time(), v.astype(np.float32))
+                for i, v in enumerate(vectors)
+            ],
+            None,
+        )
     finally:
         catalog.close()
+    retrain_from_catalog(settings, progress=False)
     store = ModelStore.open(Path(settings.model_store) / "ranker", settings.ranker.variant)
     OnlineTrainer(settings.ranker, store).save_snapshot()
 

@@ -23,6 +23,7 @@ import time
 from configs import Settings
 from workers.catalog import Catalog
 from workers.celery_app import QUEUES, create_celery
+from workers.metrics import serve_worker_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +96,8 @@ def run_worker(
         ttl_s = settings.workers.trainer_lease_s
         lease = TrainerLease(Catalog(settings.catalog.url), owner, ttl_s).hold()
         app.send_task("lucidrec.train.events", queue="train")  # train what the log holds
+    # the trainer (solo) serves its own metrics; an encode pool its children's files
+    serve_worker_metrics(settings.workers.metrics_port, prefork=not trains)
     argv = [
         "worker",
         f"--queues={','.join(queues)}",

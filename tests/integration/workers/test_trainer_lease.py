@@ -48,7 +48,9 @@ def test_a_clean_stop_releases_the_lease_and_the_next_trainer_starts_at_once(
     try:
         assert wait_for(lambda: holder(catalog), 60).endswith(f":{first.proc.pid}")
         # its own wake-up at start made the trainers, which serve their metrics
-        metrics = wait_for(lambda: _metrics(port), 60)
+        metrics = wait_for(
+            lambda: (t := _metrics(port)) and "lucidrec_event_log_head" in t and t, 60
+        )
         assert "lucidrec_event_log_head 0.0" in metrics
         first.stop()
         assert first.proc.returncode == 0 and holder(catalog) is None

@@ -13,8 +13,12 @@ fall in the lists.
 
 Everything goes through HTTP as a client's would (:class:`DemoClient`), so the
 demo exercises the real write and serve paths whatever sits behind them. The one
-exception is the first codebook, fitted from the catalog once the first rooms are
-encoded, unless the service already has one (``GET /v1/model``).
+exception is the first codebook: the service's maintenance fits it by itself once
+enough slices are encoded (``workers.bootstrap_min_slices``), at its next round; the
+demo fits it from the catalog as soon as the first rooms are encoded, so the first
+ranking need not wait for that round, unless the service already has one
+(``GET /v1/model``). Both take the catalog's codebook lease and fit only while no
+codebook is active, so there is one first codebook either way.
 
 :class:`DemoWorld` is the state and one :meth:`DemoWorld.tick`, deterministic for
 a seed and a sequence of clock readings; :func:`run_demo` ticks it on wall time in
@@ -45,7 +49,8 @@ from tqdm.auto import tqdm
 from configs import RankerSettings, Settings
 from configs.ranker import ContextFeature
 from quantizer import QuantizerError
-from workers.codebooks import retrain_from_catalog
+from workers.catalog import Catalog
+from workers.codebooks import first_codebook_slices, fit_first_codebook
 
 logger = logging.getLogger(__name__)
 
@@ -614,18 +619,33 @@ def wait_for_tasks(
 
 def ensure_codebook(client: DemoClient, settings: Settings) -> None:
     """Fit the first codebook from the catalog unless the service already has one: without
-    one no room has codes, and ``/v1/rank`` ranks nothing."""
+    one no room has codes, and ``/v1/rank`` ranks nothing. The service's maintenance would
+    fit it too, at its next round; this one is at once (one fit either way: the catalog's
+    codebook lease, and only while none is active)."""
     version = client.codebook_version()
     if version is not None:
         logger.info("demo: the service has codebook %s", version)
         return
     logger.info("demo: fitting the first codebook on the encoded slices")
+    catalog = Catalog(settings.catalog.url)
     try:
-        book = retrain_from_catalog(settings, progress=True)
+        book = fit_first_codebook(settings, catalog, wait=True)
+        active = catalog.active_codebook()
     except QuantizerError as exc:
         logger.error("demo: no first codebook (%s); rooms stay without codes", exc)
         return
-    logger.info("demo: codebook %s is active; the rooms have codes", book.version)
+    finally:
+        catalog.close()
+    if active is None:
+        logger.error(
+            "demo: no first codebook: fewer than %d slices are encoded "
+            "(workers.bootstrap_min_slices); rooms stay without codes until maintenance fits it",
+            first_codebook_slices(settings),
+        )
+    elif book is None:
+        logger.info("demo: the service fitted codebook %s meanwhile", active.version)
+    else:
+        logger.info("demo: codebook %s is active; the rooms have codes", book.version)
 
 
 def run_demo(

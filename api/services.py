@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 
 import anyio
@@ -19,7 +20,7 @@ import torch
 
 from api.experiments import Assigner
 from api.metrics import Metrics
-from api.serving.pipeline import RankPipeline
+from api.serving.pipeline import RankPipeline, no_model_yet
 from api.serving.replays import MemoryReplays, RedisReplays, Replays
 from api.serving.retrieval import Retriever
 from api.serving.rooms import RoomCache
@@ -28,9 +29,12 @@ from api.serving.session import Session, SessionState
 from api.serving.shared import connect
 from api.serving.shared_session import RedisSessionState
 from configs import Settings, WatchedExperiments
+from encoder.towers.description import describe, summary
 from workers.catalog import Catalog
 from workers.celery_app import QUEUES, create_celery
+from workers.codebooks import first_codebook_slices
 from workers.heartbeats import Heartbeats
+from workers.tasks.maintenance import last_first_codebook_error
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +44,9 @@ class Services:
         api = settings.api
         torch.set_num_threads(api.torch_threads)
         self.settings = settings
+        # the towers encode workers load, from the same settings (GET /v1/model shows them)
+        self.towers = describe(settings.encoder)
+        logger.info("%s; what encode workers with these settings load", summary(self.towers))
         self.catalog = Catalog(settings.catalog.url)
         self.celery = create_celery(settings)
         self.heartbeats = Heartbeats(settings.catalog.url)  # which queues live workers consume
@@ -67,6 +74,7 @@ class Services:
             Retriever(api.retrieve_nearest, api.retrieve_freshest),
             replays,
             new_room_age_s=api.new_room_age_s,
+            no_model=self.no_model,
         )
         self.metrics = Metrics()
         self.rank_lanes = anyio.CapacityLimiter(api.rank_lanes)
@@ -85,6 +93,57 @@ class Services:
                     refresh()
             except Exception:  # a catalog outage: log, keep serving, try again next round
                 logger.exception("background refresh failed; serving what is loaded")
+
+    def no_codebook(self) -> str | None:
+        """With no codebook active (so no room has codes, and ranking returns nothing): what
+        is missing and how to supply it; None once one is active. Reads the catalog."""
+        if self.catalog.active_codebook() is not None:
+            return None
+        settings = self.settings
+        need, codes = first_codebook_slices(settings), settings.quantizer.codes
+        have = self.catalog.count_slices("encoded")
+        if have < need:
+            now = (
+                "; or fit one now: lucidrec quantizer retrain --from-catalog"
+                if have >= codes
+                else ""
+            )
+            return (
+                f"no codebook yet, so no room has codes: {have} of {need} slices encoded; "
+                f"post slices to /v1/rooms/{{room_id}}/slices — the first codebook is fitted "
+                f"automatically at {need}{now}"
+            )
+        detail = (
+            f"no codebook yet, so no room has codes: {have} slices encoded (the first "
+            f"codebook needs {need}); maintenance fits it within "
+            f"workers.maintenance_interval_s ({settings.workers.maintenance_interval_s} s) if "
+            "a worker consumes the maintenance queue with --beat, or run: lucidrec quantizer "
+            "retrain --from-catalog"
+        )
+        failed = last_first_codebook_error(self.catalog)
+        if failed is not None:
+            detail += f"; the last automatic fit failed {time.time() - failed[0]:.0f} s ago: "
+            detail += failed[1]
+        return detail
+
+    def no_model(self, variant: str) -> str:
+        """Why ``variant`` has no model to serve: no live train worker, or none has written the
+        variant's first snapshot yet."""
+        try:
+            unserved = self.heartbeats.unserved(("train",))
+        except Exception:  # the catalog away: say what is known without it
+            return no_model_yet(variant)
+        if unserved is not None:
+            return (
+                f"ranker variant {variant!r} has no model yet: {unserved} (serve starts one "
+                "unless --no-worker; elsewhere: lucidrec worker --queues train)"
+            )
+        return (
+            f"ranker variant {variant!r} has no model yet: the train worker writes its first "
+            "snapshot (no events needed) when it starts, and for a variant new to the "
+            "experiments at its next event or maintenance round; it has not yet, so retry "
+            "shortly, and if this lasts read the train worker's log"
+        )
 
     def queue_depths(self) -> dict[str, int]:
         """Messages waiting in each queue, as the broker counts them."""

@@ -87,6 +87,9 @@ class WorkerSettings(Section):
     # the train worker's lease; a standby takes over this long after the holder dies
     trainer_lease_s: Annotated[float, Meta(gt=0.0)] = 30.0
     maintenance_interval_s: PositiveInt = 30
+    # maintenance fits the first codebook by itself once this many slices are encoded
+    # (and none is active); None: quantizer.codes, the fewest vectors the fit accepts
+    bootstrap_min_slices: PositiveInt | None = None
     recode_batch: PositiveInt = 5000
     # maintenance forgets idempotency ids (events, slices) older than this
     processed_retention_s: PositiveInt = 7 * 24 * 3600
@@ -174,6 +177,13 @@ class Settings(Section):
                     f"quantizer.{key} ({quantizer}) must equal ranker.lucid.{key} ({ranker}): "
                     "the ranker reads the codes the quantizer writes; set both to the same value"
                 )
+        floor = self.workers.bootstrap_min_slices
+        if floor is not None and floor < self.quantizer.codes:
+            raise ValueError(
+                f"workers.bootstrap_min_slices ({floor}) must be at least quantizer.codes "
+                f"({self.quantizer.codes}): the first codebook's fit needs one vector per "
+                "code; raise it, or leave it unset for quantizer.codes"
+            )
         if self.ranker.content_dim != self.encoder.out_dim:
             raise ValueError(
                 f"ranker.content_dim ({self.ranker.content_dim}) must equal encoder.out_dim "

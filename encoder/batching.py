@@ -78,6 +78,7 @@ class Collator:
             return []
         if self.model.vision is None:  # a text-only encoder: counted, so callers can say so
             self.stats.ignore(len(item.frames))
+            outcome.ignored_frames = len(item.frames)
             return []
         chosen = sample_evenly(list(item.frames), self.model.max_frames)
         images, dropped = self.loader.open_all(chosen, item.slice_id)

@@ -21,7 +21,6 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import msgspec
 from safetensors import SafetensorError
@@ -29,10 +28,11 @@ from safetensors.torch import load_file, save_file
 
 from configs.encoder import EncoderSettings
 from encoder.errors import CheckpointError
+from encoder.meta import FORMAT, META_FILE, read_settings
 from encoder.modeling import SliceEncoderModel
 
-FORMAT = 1
-META_FILE = "encoder.json"
+__all__ = ["FORMAT", "META_FILE", "load_heads", "read_settings", "save_folder"]
+
 HEADS_FILE = "heads.safetensors"
 HEAD_PREFIXES = ("projector.", "head.")
 
@@ -85,27 +85,6 @@ def save_folder(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-
-
-def read_settings(path: Path) -> EncoderSettings:
-    """The settings a folder was saved with, tower paths made absolute against the folder."""
-    meta_file = path / META_FILE
-    if not meta_file.is_file():
-        raise CheckpointError(
-            f"{path} is not an encoder folder (no {META_FILE}); give a folder that "
-            "SliceEncoder.save_pretrained or `lucidrec encoder train` wrote"
-        )
-    try:
-        meta: dict[str, Any] = json.loads(meta_file.read_text(encoding="utf-8"))
-        if meta.get("format") != FORMAT:
-            raise CheckpointError(f"{meta_file}: unsupported format {meta.get('format')!r}")
-        tree = meta["settings"]
-        for section in ("text", "vision"):
-            if tree[section]["path"] is not None:
-                tree[section]["path"] = str(path / tree[section]["path"])
-        return msgspec.convert(tree, EncoderSettings)
-    except (KeyError, TypeError, json.JSONDecodeError, msgspec.ValidationError) as exc:
-        raise CheckpointError(f"{meta_file}: damaged encoder metadata ({exc})") from None
 
 
 def load_heads(model: SliceEncoderModel, path: Path) -> None:

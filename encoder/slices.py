@@ -75,7 +75,8 @@ class EncodedSlice(msgspec.Struct, kw_only=True):
     """The outcome for one slice: an embedding, or the reason it could not be encoded.
 
     ``dropped_frames`` lists frames that were skipped (corrupt, truncated, too
-    large) while the slice still encoded from the rest.
+    large) while the slice still encoded from the rest; ``ignored_frames`` counts
+    the frames a text-only encoder (no vision tower) did not look at.
     """
 
     slice_id: str
@@ -83,6 +84,7 @@ class EncodedSlice(msgspec.Struct, kw_only=True):
     error: str | None = None
     frames_used: int = 0
     dropped_frames: list[str] = msgspec.field(default_factory=list)
+    ignored_frames: int = 0
 
     @property
     def ok(self) -> bool:

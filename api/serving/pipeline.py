@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
+from collections.abc import Callable
 
 import msgspec
 import numpy as np
@@ -50,6 +51,14 @@ class ModelNotReadyError(RuntimeError):
     """The variant's ranker has no snapshot in the model store yet."""
 
 
+def no_model_yet(variant: str) -> str:
+    """Why ``variant`` has no model, when nothing more is known (which workers run)."""
+    return (
+        f"ranker variant {variant!r} has no model yet: the train worker writes its first "
+        "snapshot when it starts, before any event; GET /ready says whether one runs"
+    )
+
+
 class RankPipeline:
     def __init__(
         self,
@@ -59,7 +68,11 @@ class RankPipeline:
         retriever: Retriever,
         replays: Replays,
         new_room_age_s: float,
+        no_model: Callable[[str], str] | None = None,
     ) -> None:
+        """``no_model(variant)``: why the variant has no model, for the 503 (what is
+        missing: a train worker, or its first snapshot)."""
+        self.no_model = no_model or no_model_yet
         self.rooms = rooms
         self.models = models
         self.session = session
@@ -108,10 +121,7 @@ class RankPipeline:
         variant = settings.ranker.variant
         server = self.models.get(variant)
         if server is None:
-            raise ModelNotReadyError(
-                f"ranker variant {variant!r} has no model yet: the trainer publishes one when "
-                "it starts (post events or start a worker with the train queue)"
-            )
+            raise ModelNotReadyError(self.no_model(variant))
         table = self.rooms.table()
         excluded = set(body.exclude)
         if body.candidates is not None:
@@ -173,6 +183,9 @@ class RankPipeline:
             codebook_version=table.codebook_version,
             items=items,
             unknown=unknown,
+            # tells clients why the items are not sorted by score (mmr() at lambda 1 is
+            # the plain score order)
+            order="score" if settings.serving.mmr_lambda >= 1.0 else "mmr",
         )
         self.replays.put(response.request_id, digest, msgspec.json.encode(response))
         return response

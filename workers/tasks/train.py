@@ -165,6 +165,7 @@ class TrainerPool:
         m.parked_dropped.labels(variant, "age").inc(chunk.too_old)
         m.parked_dropped.labels(variant, "count").inc(chunk.too_many)
         m.dead_letters.labels(variant).inc(len(chunk.dead))
+        m.trained.labels(variant).inc(chunk.trained)
         m.log_position.labels(variant).set(chunk.position)
         if chunk.too_old or chunk.too_many:
             logger.warning(

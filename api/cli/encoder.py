@@ -30,7 +30,7 @@ def _settings(app: AppContext, checkpoint: Path | None) -> EncoderSettings:
     "input_path",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Slices as JSONL, one object per line (see README: the slice format).",
+    help="Slices as JSONL, one object per line (see docs/architecture.md: the slice format).",
 )
 @click.option(
     "--out",
@@ -89,7 +89,7 @@ def encoder() -> None:
     "--pairs",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Training pairs as JSONL (query, slice, optional group; see README).",
+    help="Training pairs as JSONL (query, slice, optional group; see docs/architecture.md).",
 )
 @click.option(
     "--out",

@@ -20,7 +20,7 @@ def evaluation() -> None:
     "kind",
     required=True,
     type=click.Choice(["movielens-tmdb", "interactions"]),
-    help="Dataset adapter (see README: evaluation data formats).",
+    help="Dataset adapter (see docs/evaluation.md: dataset formats).",
 )
 @click.option(
     "--data-dir",

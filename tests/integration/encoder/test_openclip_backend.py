@@ -1,7 +1,7 @@
 """The open_clip backend, run in its own environment (``.venv-openclip``): torchvision,
 which open_clip needs, must not be installed into .venv, where it breaks transformers.
 
-Make the environment with ``make openclip-env`` (see README); without it this skips."""
+Make the environment with ``make openclip-env`` (see CONTRIBUTING.md); without it this skips."""
 
 from __future__ import annotations
 

@@ -17,10 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
-from tests.integration.services import postgres_database, redis_server
-from tests.integration.workers.harness import client, slices, worker_env
+from tests.faults.profiles import profile_env
+from tests.integration.services import redis_server
+from tests.integration.workers.harness import client, slices
 from workers.catalog import Catalog
 
 PLAN = {"room0": "before", "room1": "during", "room2": "after"}
@@ -42,21 +42,8 @@ def env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, st
         "CRASH_MARKS": str(tmp_path),
         "LUCIDREC_WORKERS__REDELIVERY_TIMEOUT_S": "900",
     }
-    if request.param == "embedded":
-        yield worker_env(tmp_path, "sqlite", f"sqlite:///{tmp_path}/catalog.db", **crash)
-        return
-    url = request.getfixturevalue("redis_url")
-    redis.Redis.from_url(f"{url}/7").flushdb()
-    redis.Redis.from_url(f"{url}/8").flushdb()
-    with postgres_database() as catalog:
-        yield worker_env(
-            tmp_path,
-            url,
-            catalog,
-            LUCIDREC_WORKERS__BROKER_URL=f"{url}/7",
-            LUCIDREC_WORKERS__RESULT_BACKEND=f"{url}/8",
-            **crash,
-        )
+    with profile_env(request, tmp_path, (7, 8), **crash) as environment:
+        yield environment
 
 
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:

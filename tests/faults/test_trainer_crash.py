@@ -26,15 +26,15 @@ import httpx
 import msgspec
 import numpy as np
 import pytest
-import redis
 from celery.result import AsyncResult
 from prometheus_client.parser import text_string_to_metric_families
 
 from ranker import EngagementCounter, ModelStore, OnlineTrainer, RankerServer, id_keys
 from ranker.engagement import positive_channels
 from tests.conftest import clustered_vectors
-from tests.integration.services import free_port, postgres_database, redis_server
-from tests.integration.workers.harness import Worker, client, worker_env
+from tests.faults.profiles import profile_env
+from tests.integration.services import free_port, redis_server
+from tests.integration.workers.harness import Worker, client
 from workers.catalog import Catalog, SliceRecord
 from workers.codebooks import retrain_from_catalog
 from workers.events import event_labels
@@ -65,21 +65,8 @@ def env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, st
         "LUCIDREC_EXPERIMENTS_FILE": str(tmp_path / "experiments.yaml"),
         "LUCIDREC_WORKERS__TRAIN_CHUNK_EVENTS": "256",  # many chunks, many publishes
     }
-    if request.param == "embedded":
-        yield worker_env(tmp_path, "sqlite", f"sqlite:///{tmp_path}/catalog.db", **extra)
-        return
-    url = request.getfixturevalue("redis_url")
-    redis.Redis.from_url(f"{url}/5").flushdb()
-    redis.Redis.from_url(f"{url}/6").flushdb()
-    with postgres_database() as catalog:
-        yield worker_env(
-            tmp_path,
-            url,
-            catalog,
-            LUCIDREC_WORKERS__BROKER_URL=f"{url}/5",
-            LUCIDREC_WORKERS__RESULT_BACKEND=f"{url}/6",
-            **extra,
-        )
+    with profile_env(request, tmp_path, (5, 6), **extra) as environment:
+        yield environment
 
 
 class Api:

@@ -146,6 +146,31 @@ def engagements(users: range, rooms: list[str], start: int) -> list[dict]:
     return events
 
 
+def seed(c: httpx.Client, settings: Settings) -> None:
+    """Seed a running server through its routes: 12 rooms of two topics posted as slices and
+    encoded, a codebook (unless maintenance fitted one already), a first batch of events;
+    returns once it is ready and every ranker variant has a model."""
+    tasks = [
+        c.post(
+            f"/v1/rooms/{topic}{r}/slices", headers=AUTH, json={"slices": slices(topic, r, 6)}
+        ).json()["task_id"]
+        for topic in TOPICS
+        for r in range(6)
+    ]
+    for task in tasks:
+        wait_until(
+            lambda t=task: c.get(f"/v1/tasks/{t}").json()["state"] == "SUCCESS",
+            timeout=180,
+            interval=0.2,
+        )
+    if c.get("/v1/model").json()["codebook_version"] is None:
+        retrain_from_catalog(settings, progress=False)
+    rooms = [f"{t}{r}" for t in TOPICS for r in range(6)]
+    c.post("/v1/events", headers=AUTH, json={"events": engagements(range(8), rooms, 0)})
+    wait_until(lambda: c.get("/ready").status_code == 200, timeout=120, interval=0.2)
+    wait_until(lambda: all(c.get("/v1/model").json()["variants"].values()), timeout=60)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data = tmp_path_factory.mktemp("api")
@@ -156,26 +181,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     settings = load_settings(env=env)
     try:
         with httpx.Client(base_url=url, timeout=30) as c:
-            tasks = [
-                c.post(
-                    f"/v1/rooms/{topic}{r}/slices",
-                    headers=AUTH,
-                    json={"slices": slices(topic, r, 6)},
-                ).json()["task_id"]
-                for topic in TOPICS
-                for r in range(6)
-            ]
-            for task in tasks:
-                wait_until(
-                    lambda t=task: c.get(f"/v1/tasks/{t}").json()["state"] == "SUCCESS",
-                    timeout=180,
-                    interval=0.2,
-                )
-            retrain_from_catalog(settings, progress=False)
-            rooms = [f"{t}{r}" for t in TOPICS for r in range(6)]
-            c.post("/v1/events", headers=AUTH, json={"events": engagements(range(8), rooms, 0)})
-            wait_until(lambda: c.get("/ready").status_code == 200, timeout=120, interval=0.2)
-            wait_until(lambda: all(c.get("/v1/model").json()["variants"].values()), timeout=60)
+            seed(c, settings)
         yield Server(url, env, settings, proc, log)
     finally:
         stop(proc)

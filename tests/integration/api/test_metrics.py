@@ -31,14 +31,13 @@ from tests.integration.api.conftest import (
     TOPICS,
     api_env,
     engagements,
-    slices,
+    seed,
     start_server,
     stop,
     wait_until,
 )
 from tests.integration.services import free_port
 from workers.celery_app import create_celery
-from workers.codebooks import retrain_from_catalog
 from workers.metrics import PoolCollector, TaskMetrics, TrainMetrics, worker_registry
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -89,22 +88,7 @@ def metered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Metered]:
     settings = load_settings(env=env)
     try:
         with httpx.Client(base_url=url, timeout=30) as c:
-            tasks = [
-                c.post(
-                    f"/v1/rooms/{topic}{r}/slices",
-                    headers=AUTH,
-                    json={"slices": slices(topic, r, 6)},
-                ).json()["task_id"]
-                for topic in TOPICS
-                for r in range(6)
-            ]
-            for task in tasks:
-                wait_until(lambda t=task: c.get(f"/v1/tasks/{t}").json()["state"] == "SUCCESS", 180)
-            if c.get("/v1/model").json()["codebook_version"] is None:
-                retrain_from_catalog(settings, progress=False)
-            c.post("/v1/events", headers=AUTH, json={"events": engagements(range(8), ROOMS, 0)})
-            wait_until(lambda: c.get("/ready").status_code == 200, timeout=120, interval=0.2)
-            wait_until(lambda: all(c.get("/v1/model").json()["variants"].values()), timeout=60)
+            seed(c, settings)
         wait_until(lambda: _answers(worker_port), timeout=60)
         yield Metered(url, worker_port, settings)
     finally:
